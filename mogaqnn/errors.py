@@ -1,0 +1,39 @@
+"""One exception hierarchy: everything a user can cause is a :class:`MogaqnnError`.
+
+The CLI turns these into one line on stderr and exit status 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MogaqnnError",
+    "ConfigError",
+    "DatasetError",
+    "ModelError",
+    "RunDirError",
+    "ExportError",
+]
+
+
+class MogaqnnError(Exception):
+    """Base class of the errors a user can cause; the message is one sentence with the fix."""
+
+
+class ConfigError(MogaqnnError):
+    """A flag, a TOML key or an API argument is out of range or of the wrong kind."""
+
+
+class DatasetError(MogaqnnError):
+    """A dataset is unknown, missing, corrupt or inconsistent."""
+
+
+class ModelError(MogaqnnError):
+    """A model is unknown, cannot be built, traced or widened as asked."""
+
+
+class RunDirError(MogaqnnError):
+    """A run directory holds a different run, or is missing what a command needs."""
+
+
+class ExportError(MogaqnnError):
+    """An exported file is corrupt, truncated or of an unknown format."""
