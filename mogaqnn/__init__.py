@@ -1,6 +1,41 @@
-"""mogaqnn: MOGAQNN — NSGA-II over per-layer mixed-precision quantization and channel expansion."""
+"""mogaqnn: MOGAQNN — NSGA-II over per-layer mixed-precision quantization and channel expansion.
 
-from .errors import ConfigError, DatasetError, ExportError, ModelError, MogaqnnError, RunDirError
+>>> import mogaqnn
+>>> result = mogaqnn.search(model="lenet5", dataset="mnist5k", out="runs/x")  # doctest: +SKIP
+>>> print(result.table())  # doctest: +SKIP
+"""
 
-__all__ = ["ConfigError", "DatasetError", "ExportError", "ModelError", "MogaqnnError", "RunDirError"]
 __version__ = "0.1.0"
+
+from .config import SearchConfig
+from .data import DatasetSplits, LabelledImages, list_datasets, load_dataset
+from .errors import ConfigError, DatasetError, ExportError, ModelError, MogaqnnError, RunDirError
+from .genome import Genome, SearchSpace, build_individual
+from .models import create_model, list_models, register_model
+from .search import Search, SearchResult, search
+from .size import fp32_size_bits, model_size
+
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "DatasetSplits",
+    "ExportError",
+    "Genome",
+    "LabelledImages",
+    "ModelError",
+    "MogaqnnError",
+    "RunDirError",
+    "Search",
+    "SearchConfig",
+    "SearchResult",
+    "SearchSpace",
+    "build_individual",
+    "create_model",
+    "fp32_size_bits",
+    "list_datasets",
+    "list_models",
+    "load_dataset",
+    "model_size",
+    "register_model",
+    "search",
+]

@@ -1,0 +1,126 @@
+"""Command line: ``mogaqnn search|models|datasets``, a thin layer over the Python API.
+
+Usage errors and every MogaqnnError become one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+
+from .config import FIELD_HELP, SearchConfig, load_toml
+from .errors import MogaqnnError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise MogaqnnError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file "
+                   "(flags given here override it)")  # fmt: skip
+    defaults = SearchConfig()
+    for f in fields(SearchConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f"{FIELD_HELP.get(f.name, '')} (default: {shown})"
+        if f.type == "bool" or isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
+                           help=help_text)  # fmt: skip
+        else:
+            p.add_argument(flag, dest=f.name, default=None, metavar="VALUE", help=help_text)
+
+
+def _config_from_args(args: argparse.Namespace) -> SearchConfig:
+    values: dict = {}
+    if args.config:
+        values.update(load_toml(args.config))
+        source = f"config file {args.config}"
+    flags = {f.name: getattr(args, f.name) for f in fields(SearchConfig)}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if args.config:
+        # Validate the file alone first so that its errors name the file.
+        SearchConfig.from_mapping(values, source=source)
+    values.update(given)
+    return SearchConfig.from_mapping(values, source="the command line")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .search import Search
+
+    config = _config_from_args(args)
+    result = Search(config).run()
+    print(result.table())
+    print(f"\nrun directory: {result.run_dir}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import create_model, list_models, model_entrypoint
+
+    print(f"{'model':<14}{'parameters (1x28x28, 10 classes)':>34}  description")
+    for name in list_models():
+        n = sum(p.numel() for p in create_model(name).parameters())
+        print(f"{name:<14}{n:>34,}  {model_entrypoint(name).description}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import list_datasets
+
+    for info in list_datasets():
+        where = info.available(args.data_dir)
+        status = f"available ({where})" if where else "not available offline here"
+        print(f"{info.name:<16}{status}\n{'':<16}{info.description}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "search": ("run a MOGAQNN search and train the chosen individual", _cmd_search),
+    "models": ("list the model zoo with parameter counts", _cmd_models),
+    "datasets": ("list the datasets and where they are found", _cmd_datasets),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="mogaqnn",
+        description="MOGAQNN: evolve per-layer bit widths and channel expansion of a CNN "
+        "with NSGA-II on (error, model size).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    for name, (help_text, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "search":
+            _add_config_flags(p)
+        if name == "datasets":
+            p.add_argument("--data-dir", default=None, help="folder searched first")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return EXIT_USAGE
+        return COMMANDS[args.command][1](args)
+    except MogaqnnError as exc:
+        print(f"mogaqnn: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mogaqnn: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The search configuration: one frozen dataclass, filled from defaults, a TOML file and flags.
+
+Every field is a CLI flag (``--population 16``) and a TOML key (``population = 16``); the
+resolved config is written to the run directory, and a run is identified by it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["SearchConfig", "load_toml", "FIELD_HELP", "RUN_IDENTITY_EXCLUDED"]
+
+SELECTION_RULES = ("accuracy", "smallest")
+EXPANSION_MODES = ("auto", "off", "strict")
+OPTIMIZERS = ("adam", "sgd")
+MIN_BITS, MAX_BITS = 1, 16
+
+# Keys that may change between two invocations of the same run (they say how to run it,
+# not what it computes): resuming with another device or worker count is the same run.
+RUN_IDENTITY_EXCLUDED = frozenset({"out", "device", "workers", "storage", "progress"})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    # what to search
+    model: str = "lenet5"
+    dataset: str = "mnist5k"
+    data_dir: str | None = None
+    out: str = "runs/mogaqnn"
+    seed: int = 0
+    # search space
+    weight_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    act_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    expansion_ratios: tuple[float, ...] = (1.0, 1.25, 1.5, 1.75, 2.0)
+    expansion: str = "auto"
+    # NSGA-II
+    population: int = 16
+    generations: int = 8
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+    mutation_prob: float | None = None
+    # data
+    val_fraction: float = 0.1
+    search_train_samples: int | None = 2000
+    search_val_samples: int | None = None
+    augment_crop: int = 0
+    # training budgets (epochs) and optimisation
+    pretrain_epochs: float = 8.0
+    search_epochs: float = 1.0
+    final_epochs: float = 4.0
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    qat_lr: float = 5e-4
+    weight_decay: float = 0.0
+    widen_noise: float = 0.01
+    # final choice
+    select: str = "accuracy"
+    max_size_kib: float | None = None
+    # how to run
+    device: str = "auto"
+    progress: bool = True
+    storage: str | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    def identity(self) -> dict[str, Any]:
+        """The part of the config that defines what a run computes."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_IDENTITY_EXCLUDED}
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "the config") -> SearchConfig:
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ConfigError(
+                    f"{source} has an unknown key {key!r}; known keys: {', '.join(known)}"
+                )
+            kwargs[name] = _coerce(name, value, source)
+        return cls(**kwargs)
+
+
+FIELD_HELP: dict[str, str] = {
+    "model": "zoo model name (see 'mogaqnn models') or 'package.module:factory'",
+    "dataset": "dataset name (see 'mogaqnn datasets')",
+    "data_dir": "folder searched first for dataset files",
+    "out": "run directory (created; an existing one of the same run is resumed)",
+    "seed": "seed of the splits, the pretraining, NSGA-II and every evaluation",
+    "weight_bits": "weight bit widths to choose from, per layer",
+    "act_bits": "input activation bit widths to choose from, per layer",
+    "expansion_ratios": "width ratios to choose from, per expansion group",
+    "expansion": "auto: widen what can be widened; off: bits only; strict: fail if a layer "
+    "cannot be widened",
+    "population": "NSGA-II population size (at least 4)",
+    "generations": "number of generations, the first one random (at least 1)",
+    "crossover_prob": "probability that a child is made by crossover",
+    "swapping_prob": "probability that uniform crossover takes a gene from the other parent",
+    "mutation_prob": "per-gene mutation probability (default 1/number of genes)",
+    "val_fraction": "fraction of the training data held out as the validation split",
+    "search_train_samples": "stratified training subset for each evaluation (0: all)",
+    "search_val_samples": "stratified validation subset for each evaluation (0: all)",
+    "augment_crop": "random-crop padding in pixels during training (0: off)",
+    "pretrain_epochs": "epochs of FP32 pretraining of the base model",
+    "search_epochs": "QAT epochs per evaluated individual (fractions allowed)",
+    "final_epochs": "QAT epochs of the chosen individual (the FP32 baseline gets as many more)",
+    "batch_size": "training batch size",
+    "optimizer": "adam or sgd",
+    "lr": "learning rate of FP32 pretraining and of the FP32 baseline",
+    "qat_lr": "learning rate of quantization-aware training",
+    "weight_decay": "weight decay of conv and linear weights",
+    "widen_noise": "relative noise on copied channels, to break their symmetry",
+    "select": "rule choosing the final individual: accuracy (highest val accuracy, ties to "
+    "the smaller) or smallest",
+    "max_size_kib": "size constraint on the chosen individual, in KiB",
+    "device": "auto, cpu, cuda or cuda:N",
+    "progress": "show a progress bar",
+    "storage": "Optuna storage URL (default: a journal file in the run directory)",
+    "workers": "worker processes evaluating individuals in parallel",
+}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {p} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    # A [search] table is accepted as well as top-level keys.
+    return dict(data.get("search", data)) if isinstance(data.get("search"), dict) else data
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turn a TOML/CLI value into the field's type, with a clear message when it cannot."""
+    default = next(f for f in fields(SearchConfig) if f.name == name)
+    kind = default.type if isinstance(default.type, str) else str(default.type)
+    try:
+        if kind.startswith("tuple[int"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(int(v) for v in items if str(v).strip() != "")
+        if kind.startswith("tuple[float"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(float(v) for v in items if str(v).strip() != "")
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
+            if "None" in kind:
+                return None
+        if kind.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            v = int(value)
+            return None if ("None" in kind and v == 0) else v
+        if kind.startswith("float"):
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if kind.startswith("str"):
+            if not isinstance(value, (str, Path)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{source} gives {name} = {value!r}, which is not a valid {kind}"
+        ) from exc
+    return value
+
+
+def _validate(c: SearchConfig) -> None:
+    for name in ("weight_bits", "act_bits"):
+        choices = getattr(c, name)
+        if not choices:
+            raise ConfigError(f"{name} is an empty set; give at least one bit width, e.g. 4,8")
+        bad = [b for b in choices if not MIN_BITS <= b <= MAX_BITS]
+        if bad:
+            raise ConfigError(
+                f"{name} holds {bad[0]}, outside {MIN_BITS}..{MAX_BITS}; bit widths must lie "
+                f"in {MIN_BITS}..{MAX_BITS}"
+            )
+    if not c.expansion_ratios:
+        raise ConfigError("expansion_ratios is an empty set; give at least one ratio, e.g. 1.0")
+    if any(r < 1.0 for r in c.expansion_ratios):
+        raise ConfigError(
+            f"expansion_ratios holds {min(c.expansion_ratios)}; ratios must be at least 1.0"
+        )
+    if c.population < 4:
+        raise ConfigError(f"population is {c.population}; it must be at least 4")
+    if c.generations < 1:
+        raise ConfigError(f"generations is {c.generations}; it must be at least 1")
+    for name in ("crossover_prob", "swapping_prob"):
+        if not 0.0 <= getattr(c, name) <= 1.0:
+            raise ConfigError(f"{name} is {getattr(c, name)}; it must lie in [0, 1]")
+    if c.mutation_prob is not None and not 0.0 <= c.mutation_prob <= 1.0:
+        raise ConfigError(f"mutation_prob is {c.mutation_prob}; it must lie in [0, 1]")
+    if not 0.0 < c.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction is {c.val_fraction}; it must lie in (0, 1)")
+    for name in ("pretrain_epochs", "search_epochs", "final_epochs"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"{name} is {getattr(c, name)}; it must not be negative")
+    if c.search_epochs <= 0:
+        raise ConfigError("search_epochs must be positive: each individual needs some QAT")
+    for name in ("search_train_samples", "search_val_samples"):
+        v = getattr(c, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"{name} is {v}; give a positive number of samples or 0 for all")
+    if c.batch_size < 1:
+        raise ConfigError(f"batch_size is {c.batch_size}; it must be at least 1")
+    if c.lr <= 0 or c.qat_lr <= 0:
+        raise ConfigError("lr and qat_lr must be positive")
+    if c.select not in SELECTION_RULES:
+        raise ConfigError(f"select is {c.select!r}; choose one of {', '.join(SELECTION_RULES)}")
+    if c.expansion not in EXPANSION_MODES:
+        raise ConfigError(
+            f"expansion is {c.expansion!r}; choose one of {', '.join(EXPANSION_MODES)}"
+        )
+    if c.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer is {c.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if c.max_size_kib is not None and c.max_size_kib <= 0:
+        raise ConfigError(f"max_size_kib is {c.max_size_kib}; it must be positive")
+    if c.workers < 1:
+        raise ConfigError(f"workers is {c.workers}; it must be at least 1")
+    if c.augment_crop < 0:
+        raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")
+
+

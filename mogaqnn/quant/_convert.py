@@ -1,0 +1,59 @@
+"""Swap every Conv2d / Linear of a float model for its quantized twin, at given bits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ._layers import QuantConv2d, QuantLayer, QuantLinear
+
+__all__ = ["LayerBits", "quantize_model", "quantizable_layers", "calibrate"]
+
+LayerBits = Mapping[str, tuple[int, int]]
+"""Layer name -> (weight bits, input activation bits)."""
+
+_QUANT_CLASS: dict[type[nn.Module], type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
+
+
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Names of every Conv2d and Linear, in module order (the genome's layer order)."""
+    return [n for n, m in model.named_modules() if type(m) in _QUANT_CLASS]
+
+
+def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, module)
+
+
+def quantize_model(model: nn.Module, bits: LayerBits) -> nn.Module:
+    """Replace, in place, each named layer by a fake-quantized one at its bits; return model.
+
+    Activation ranges are calibrated on the first forward pass (see :func:`calibrate`).
+    """
+    for name, (w_bits, a_bits) in bits.items():
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError as exc:
+            raise ModelError(f"the model has no layer named {name!r} to quantize") from exc
+        cls = _QUANT_CLASS.get(type(layer))
+        if cls is None:
+            raise ModelError(f"layer {name!r} is a {type(layer).__name__}, not Conv2d or Linear")
+        _set_submodule(model, name, cls.from_float(layer, w_bits, a_bits))
+    return model
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, x: torch.Tensor) -> None:
+    """Set every quantized layer's activation range from one batch, in eval mode (so
+    BatchNorm's running statistics are not touched)."""
+    was_training = model.training
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, QuantLayer):
+            m.act_calibrated.fill_(False)
+    model(x)
+    model.train(was_training)

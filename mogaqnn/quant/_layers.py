@@ -1,0 +1,135 @@
+"""Quantized Conv2d and Linear: the torch layer plus a mixin, as in Brevitas.
+
+Each layer fake-quantizes its weights per output channel and its input activations per
+tensor, at its own bit widths. Both scales are learned (LSQ) after a data-driven start.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._ops import fake_quant_per_channel, fake_quant_per_tensor, int_range
+
+__all__ = ["QuantLayer", "QuantConv2d", "QuantLinear", "init_weight_scale"]
+
+_CLIP_RATIOS = torch.linspace(1.0, 0.3, 15)
+
+
+def init_weight_scale(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-channel scale minimising the squared quantization error over clipping ratios
+    of max|w| (a grid search: at 2-4 bits clipping outliers beats the plain maximum)."""
+    flat = w.detach().flatten(1)
+    amax = flat.abs().amax(dim=1).clamp_min(1e-8)
+    if bits == 1:
+        return flat.abs().mean(dim=1).clamp_min(1e-8)
+    _, qmax = int_range(bits, signed=True)
+    best_err = torch.full_like(amax, float("inf"))
+    best = amax / qmax
+    for ratio in _CLIP_RATIOS:
+        scale = amax * ratio / qmax
+        q = (flat / scale[:, None]).round().clamp(-qmax, qmax) * scale[:, None]
+        err = (q - flat).pow(2).sum(dim=1)
+        better = err < best_err
+        best_err = torch.where(better, err, best_err)
+        best = torch.where(better, scale, best)
+    return best
+
+
+class QuantLayer:
+    """Mixin state: weight and input-activation bits and their learnable scales."""
+
+    weight: torch.Tensor
+    weight_bits: int
+    act_bits: int
+    weight_scale: nn.Parameter
+    act_scale: nn.Parameter
+
+    def _init_quant(self, weight_bits: int, act_bits: int) -> None:
+        self.weight_bits = int(weight_bits)
+        self.act_bits = int(act_bits)
+        self.weight_scale = nn.Parameter(init_weight_scale(self.weight, self.weight_bits))
+        self.act_scale = nn.Parameter(torch.ones(1))
+        # Buffers, so that a saved state dict restores them: calibrated on the first batch
+        # seen unless calibrate_activation ran before; signed when that batch had negatives.
+        self.register_buffer("act_calibrated", torch.tensor(False))
+        self.register_buffer("act_is_signed", torch.tensor(False))
+
+    @property
+    def act_signed(self) -> bool:
+        return bool(self.act_is_signed)
+
+    @torch.no_grad()
+    def calibrate_activation(self, x: torch.Tensor) -> None:
+        """Start the clipping range at a high percentile of |x| (not the max: one outlier
+        would waste most codes) and pick signed codes when the input has negatives."""
+        self.act_is_signed.fill_(bool((x < 0).any()))
+        _, qmax = int_range(self.act_bits, self.act_signed)
+        flat = x.detach().abs().flatten()
+        if flat.numel() > 1_000_000:
+            flat = flat[torch.randperm(flat.numel(), device=flat.device)[:1_000_000]]
+        clip = torch.quantile(flat.float(), 0.999).clamp_min(1e-5)
+        self.act_scale.copy_(clip / qmax)
+        self.act_calibrated.fill_(True)
+
+    def quantized_weight(self) -> torch.Tensor:
+        return fake_quant_per_channel(self.weight, self.weight_scale, self.weight_bits)
+
+    def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.act_calibrated):
+            self.calibrate_activation(x)
+        return fake_quant_per_tensor(x, self.act_scale, self.act_bits, self.act_signed)
+
+    def extra_repr(self) -> str:  # type: ignore[override]
+        base = super().extra_repr()  # type: ignore[misc]
+        sign = "s" if self.act_signed else "u"
+        return f"{base}, w{self.weight_bits}a{self.act_bits}{sign}"
+
+
+class QuantConv2d(QuantLayer, nn.Conv2d):
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, weight_bits: int, act_bits: int) -> QuantConv2d:
+        q = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]
+            stride=conv.stride,  # type: ignore[arg-type]
+            padding=conv.padding,  # type: ignore[arg-type]
+            dilation=conv.dilation,  # type: ignore[arg-type]
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
+        with torch.no_grad():
+            q.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                q.bias.copy_(conv.bias)
+        q._init_quant(weight_bits, act_bits)
+        return q
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self.quantized_input(x), self.quantized_weight(), self.bias)
+
+
+class QuantLinear(QuantLayer, nn.Linear):
+    @classmethod
+    def from_float(cls, linear: nn.Linear, weight_bits: int, act_bits: int) -> QuantLinear:
+        q = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
+        with torch.no_grad():
+            q.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                q.bias.copy_(linear.bias)
+        q._init_quant(weight_bits, act_bits)
+        return q
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)

@@ -1,0 +1,72 @@
+"""Fitness of one individual: widen, quantize, QAT fine-tune briefly, accuracy on val."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import LabelledImages
+from ..expand import ModelGraph
+from ..genome import Genome, SearchSpace, build_individual
+from ..quant import calibrate
+from ..size import model_size
+from ..train import TrainSettings, evaluate_accuracy, train_model
+
+__all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES"]
+
+CALIBRATION_SAMPLES = 256
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    val_accuracy: float
+    size_bits: int
+    seconds: float
+
+
+@dataclass
+class Evaluator:
+    """Everything an evaluation needs, built once per search and reused for every genome."""
+
+    base: nn.Module
+    graph: ModelGraph
+    space: SearchSpace
+    train_data: LabelledImages
+    val_data: LabelledImages
+    settings: TrainSettings
+    seed: int
+    widen_noise: float
+    device: torch.device
+    log_path: Path | None = None  # one JSON line per training started: what was trained when
+
+    def build(self, genome: Genome) -> nn.Module:
+        """The widened, quantized, calibrated network of ``genome`` (not yet fine-tuned)."""
+        model = build_individual(
+            self.base, self.graph, self.space, genome,
+            noise_std=self.widen_noise, seed=genome.seed(self.seed),
+        ).to(self.device)  # fmt: skip
+        calibrate(model, self.train_data.x[:CALIBRATION_SAMPLES].to(self.device))
+        return model
+
+    def __call__(self, genome: Genome) -> Evaluation:
+        start = time.perf_counter()
+        self._log(genome)
+        model = self.build(genome)
+        train_model(model, self.train_data, self.settings, seed=genome.seed(self.seed),
+                    device=self.device)  # fmt: skip
+        acc = evaluate_accuracy(model, self.val_data, device=self.device)
+        size = model_size(model, self.graph.bn_fold).total_bits
+        return Evaluation(acc, size, time.perf_counter() - start)
+
+    def _log(self, genome: Genome) -> None:
+        if self.log_path is None:
+            return
+        line = json.dumps({"genome": genome.key(), "pid": os.getpid(), "time": time.time()})
+        with open(self.log_path, "a", encoding="utf-8") as f:  # O_APPEND: one line, atomic
+            f.write(line + "\n")

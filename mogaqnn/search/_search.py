@@ -1,0 +1,495 @@
+"""One search, end to end: data, FP32 base, NSGA-II, final choice, final training, results."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..config import SearchConfig
+from ..data import Augmentation, DatasetSplits, load_dataset, stratified_subset
+from ..errors import ModelError, MogaqnnError, RunDirError
+from ..expand import ModelGraph, analyze_model
+from ..genome import Genome, SearchSpace
+from ..models._factory import resolve_model
+from ..quant import quantizable_layers
+from ..size import KIB_BITS, fp32_size_bits, model_size
+from ..train import TrainSettings, evaluate_accuracy, train_model
+from ._evaluate import Evaluator
+from ._rundir import RunDir, atomic_torch_save, atomic_write_text
+from ._select import choose_individual
+from ._study import (
+    IndividualFailed,
+    Objective,
+    completed,
+    fail_interrupted_trials,
+    generation_summary,
+    make_sampler,
+    open_study,
+    pareto_front,
+    trial_generation,
+)
+
+__all__ = ["Search", "SearchResult", "search", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise MogaqnnError(f"device {name!r} is not a torch device; use cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MogaqnnError(f"device {name!r} was asked for but CUDA is not available here")
+    return device
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What result.json holds, with the run directory it came from."""
+
+    run_dir: Path
+    data: dict[str, Any]
+
+    @property
+    def chosen(self) -> dict[str, Any]:
+        return self.data["chosen"]
+
+    @property
+    def fp32(self) -> dict[str, Any]:
+        return self.data["fp32"]
+
+    def table(self) -> str:
+        return format_result_table(self.data)
+
+
+class Search:
+    """A MOGAQNN search. ``model`` and ``data`` override the config's names for API users."""
+
+    def __init__(
+        self,
+        config: SearchConfig | None = None,
+        *,
+        model: nn.Module | None = None,
+        data: DatasetSplits | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = config or SearchConfig()
+        if overrides:
+            config = SearchConfig.from_mapping({**config.to_dict(), **overrides}, "search()")
+        if model is not None:
+            config = config.replace(model=f"python:{type(model).__qualname__}")
+        if data is not None:
+            config = config.replace(dataset=f"python:{data.name}")
+        self.config = config
+        self._user_model = model
+        self._user_data = data
+        self.run_dir = RunDir(config.out)
+        self.log = _Printer(config.progress)
+
+    # -- the pipeline --------------------------------------------------------------
+    def run(self) -> SearchResult:
+        cfg = self.config
+        start = time.perf_counter()
+        resumed = self.run_dir.prepare(cfg)
+        if resumed and self.run_dir.result.exists():
+            self.log(f"{self.run_dir.root} already holds a finished run; its result:")
+            return self._load_result()
+        if resumed:
+            self.log(f"resuming the run in {self.run_dir.root}")
+        torch.manual_seed(cfg.seed)
+        device = resolve_device(cfg.device)
+        data = self._user_data or load_dataset(
+            cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed
+        )
+        t0 = time.perf_counter()
+        base = self._base_model(data, device)
+        pretrain_s = time.perf_counter() - t0
+        graph = self._analyse(base, data)
+        space = SearchSpace(
+            layers=tuple(quantizable_layers(base)),
+            groups=tuple(g.name for g in graph.groups),
+            group_widths=tuple(g.width for g in graph.groups),
+            weight_bit_choices=cfg.weight_bits,
+            act_bit_choices=cfg.act_bits,
+            ratio_choices=cfg.expansion_ratios,
+        )
+        if not space.layers:
+            raise ModelError("the model has no Conv2d or Linear layer to quantize")
+        augmentation = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
+        evaluator = Evaluator(
+            base=base,
+            graph=graph,
+            space=space,
+            train_data=_subset(data.train, cfg.search_train_samples, cfg.seed),
+            val_data=_subset(data.val, cfg.search_val_samples, cfg.seed),
+            settings=self._settings(cfg.search_epochs, cfg.qat_lr, augmentation),
+            seed=cfg.seed,
+            widen_noise=cfg.widen_noise,
+            device=device,
+            log_path=self.run_dir.evaluations_log,
+        )
+        t0 = time.perf_counter()
+        study, sampler = self._evolve(evaluator, space)
+        search_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        last_population = sampler.get_parent_population(study, cfg.generations)
+        chosen, front = choose_individual(
+            last_population, completed(study), cfg.select, cfg.max_size_kib
+        )
+        genome = space.decode(chosen.params)
+        self.log(
+            f"chosen: trial {chosen.number}, val accuracy "
+            f"{chosen.user_attrs['val_accuracy']:.2%}, {chosen.user_attrs['size_kib']:.2f} KiB; "
+            f"final training of {cfg.final_epochs:g} epochs and the FP32 baseline"
+        )
+        final = self._final_models(evaluator, genome, base, data, augmentation, device)
+        final_s = time.perf_counter() - t0
+
+        result = self._result_dict(
+            data, base, graph, space, genome, chosen, study, last_population, front, final,
+            {"pretrain_s": pretrain_s, "search_s": search_s, "final_s": final_s,
+             "total_s": time.perf_counter() - start},
+        )  # fmt: skip
+        self._write_pareto_csv(study, space, last_population, front, chosen)
+        atomic_write_text(self.run_dir.result, json.dumps(result, indent=2) + "\n")
+        return SearchResult(self.run_dir.root, result)
+
+    # -- steps -----------------------------------------------------------------------
+    def _settings(self, epochs: float, lr: float, aug: Augmentation) -> TrainSettings:
+        c = self.config
+        return TrainSettings(
+            epochs=epochs, lr=lr, batch_size=c.batch_size, optimizer=c.optimizer,
+            weight_decay=c.weight_decay, augmentation=aug,
+        )  # fmt: skip
+
+    def _build_fp32(self, data: DatasetSplits) -> nn.Module:
+        if self._user_model is not None:
+            return copy.deepcopy(self._user_model)
+        return resolve_model(
+            self.config.model, in_channels=data.in_channels, num_classes=data.num_classes,
+            image_size=data.image_size,
+        )  # fmt: skip
+
+    def _base_model(self, data: DatasetSplits, device: torch.device) -> nn.Module:
+        """The pretrained FP32 base, from the run directory when it was trained before."""
+        cfg = self.config
+        model = self._build_fp32(data)
+        path = self.run_dir.base_checkpoint
+        if path.exists():
+            try:
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(ckpt["state_dict"])
+            except Exception as exc:
+                raise RunDirError(
+                    f"{path} is corrupt or does not fit the model ({type(exc).__name__}); "
+                    "delete it to pretrain again"
+                ) from exc
+            self.log(f"FP32 base read from {path} (val accuracy {ckpt['val_accuracy']:.2%})")
+            return model.to(device).eval()
+        self.log(f"pretraining the FP32 {cfg.model} for {cfg.pretrain_epochs:g} epochs")
+        aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
+        if cfg.pretrain_epochs > 0:
+            train_model(model, data.train, self._settings(cfg.pretrain_epochs, cfg.lr, aug),
+                        seed=cfg.seed, device=device)  # fmt: skip
+        val = evaluate_accuracy(model, data.val, device=device)
+        self.log(f"FP32 base: val accuracy {val:.2%}")
+        atomic_torch_save(
+            {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+             "model": cfg.model, "in_channels": data.in_channels,
+             "num_classes": data.num_classes, "image_size": data.image_size,
+             "val_accuracy": val, "epochs": cfg.pretrain_epochs},
+            path,
+        )  # fmt: skip
+        return model.eval()
+
+    def _analyse(self, base: nn.Module, data: DatasetSplits) -> ModelGraph:
+        mode = self.config.expansion
+        example = data.train.x[:2].to(next(base.parameters()).device)
+        try:
+            graph = analyze_model(base, example)
+        except ModelError as exc:
+            if mode == "strict":
+                raise
+            self.log(f"note: {exc}; searching bit widths only, without channel expansion")
+            return ModelGraph(groups=[], bn_fold={})
+        if mode == "off":
+            return ModelGraph(groups=[], bn_fold=graph.bn_fold)
+        if graph.not_widened:
+            if mode == "strict":
+                raise ModelError(
+                    f"expansion is strict but some channels cannot be widened: "
+                    f"{'; '.join(graph.not_widened)}"
+                )
+            self.log(
+                "note: these channels keep their width: " + "; ".join(graph.not_widened)
+            )
+        return graph
+
+    def _evolve(self, evaluator: Evaluator, space: SearchSpace):
+        cfg = self.config
+        sampler = make_sampler(cfg)
+        study = open_study(cfg, self.run_dir.storage_url(cfg), sampler)
+        interrupted = fail_interrupted_trials(study)
+        if interrupted:
+            self.log(f"{interrupted} interrupted evaluation(s) will run again")
+        target = cfg.population * cfg.generations
+        objective = Objective(space, evaluator)
+        reported = {trial_generation(t) for t in completed(study)}
+        done = len(completed(study))
+        if done < target:
+            self.log(
+                f"NSGA-II: population {cfg.population}, {cfg.generations} generations, "
+                f"{len(space.parameters())} genes ({len(space.layers)} layers, "
+                f"{len(space.groups)} expansion groups)"
+            )
+        bar = self.log.bar(total=target, initial=done, desc="search")
+        reported = {g for g in reported if g is not None} if done else set()
+
+        def after_trial(study, trial) -> None:
+            n = len(completed(study))
+            bar.n = n
+            gen = trial_generation(trial)
+            bar.set_postfix_str(f"gen {min((gen or 0) + 1, cfg.generations)}/{cfg.generations}")
+            bar.refresh()
+            if gen is None or gen in reported:
+                return
+            if sum(trial_generation(t) == gen for t in completed(study)) >= cfg.population:
+                reported.add(gen)
+                s = generation_summary(study, gen, target)
+                self.log.line(
+                    f"gen {gen + 1}/{cfg.generations}: best val acc "
+                    f"{s['best_val_accuracy']:.2%}, smallest on front "
+                    f"{s['smallest_front_kib']:.2f} KiB, evaluations {s['evaluations']}/{target}, "
+                    f"cache hits {s['cache_hits']}, failed {s['failed']}"
+                )
+
+        try:
+            while done < target:
+                failed = len(study.get_trials(deepcopy=False, states=(_FAIL,)))
+                if failed >= max(target, 8):
+                    raise MogaqnnError(
+                        f"{failed} evaluations failed (see pareto.csv's fail_reason); "
+                        "the search stops: try a lower qat_lr or allow more bits"
+                    )
+                study.optimize(
+                    objective, n_trials=target - done, catch=(IndividualFailed,),
+                    callbacks=[after_trial], gc_after_trial=False,
+                )  # fmt: skip
+                done = len(completed(study))
+        finally:
+            bar.close()
+        return study, sampler
+
+    def _final_models(self, evaluator, genome, base, data, aug, device) -> dict[str, Any]:
+        """Train the chosen individual and the FP32 baseline the same way, test each once."""
+        cfg = self.config
+        settings = self._settings(cfg.final_epochs, cfg.qat_lr, aug)
+        seed = cfg.seed
+        quantized = evaluator.build(genome)
+        fp32 = copy.deepcopy(base)
+        out: dict[str, Any] = {}
+        for name, model in (("chosen", quantized), ("fp32", fp32)):
+            if cfg.final_epochs > 0:
+                train_model(model, data.train, settings, seed=seed, device=device)
+            out[name] = {
+                "val_accuracy": evaluate_accuracy(model, data.val, device=device),
+                "test_accuracy": evaluate_accuracy(model, data.test, device=device),
+            }
+        out["chosen"]["size"] = model_size(quantized, evaluator.graph.bn_fold)
+        out["chosen"]["parameters"] = sum(
+            p.numel() for n, p in quantized.named_parameters() if not n.endswith("_scale")
+        )
+        atomic_torch_save(
+            {"state_dict": {k: v.cpu() for k, v in quantized.state_dict().items()},
+             "genome": _genome_dict(genome), "model": cfg.model},
+            self.run_dir.final_checkpoint,
+        )  # fmt: skip
+        return out
+
+    # -- outputs -----------------------------------------------------------------------
+    def _result_dict(
+        self, data, base, graph, space, genome: Genome, chosen, study, last_population,
+        front, final, timing,
+    ) -> dict[str, Any]:  # fmt: skip
+        cfg = self.config
+        fp32_bits = fp32_size_bits(base)
+        size = final["chosen"]["size"]
+        base_params = sum(p.numel() for p in base.parameters())
+        trials = completed(study)
+        from optuna.trial import TrialState
+
+        return {
+            "mogaqnn_version": __version__,
+            "seed": cfg.seed,
+            "config": cfg.to_dict(),
+            "dataset": {
+                "name": data.name, "train": len(data.train), "val": len(data.val),
+                "test": len(data.test), "classes": data.num_classes,
+                "search_train": len(_subset(data.train, cfg.search_train_samples, cfg.seed)),
+                "search_val": len(_subset(data.val, cfg.search_val_samples, cfg.seed)),
+            },
+            "model": {
+                "name": cfg.model, "parameters": base_params,
+                "quantized_layers": list(space.layers),
+                "expansion_groups": [
+                    {"group": g.name, "width": g.width, "layers": g.producers + g.passthrough}
+                    for g in graph.groups
+                ],
+                "not_widened": graph.not_widened,
+            },
+            "fp32": {
+                "epochs": cfg.pretrain_epochs + cfg.final_epochs,
+                "val_accuracy": final["fp32"]["val_accuracy"],
+                "test_accuracy": final["fp32"]["test_accuracy"],
+                "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
+            },
+            "chosen": {
+                "trial": chosen.number,
+                "generation": trial_generation(chosen),
+                "genome_key": genome.key(),
+                "epochs": cfg.pretrain_epochs + cfg.final_epochs,
+                "search_val_accuracy": chosen.user_attrs["val_accuracy"],
+                "val_accuracy": final["chosen"]["val_accuracy"],
+                "test_accuracy": final["chosen"]["test_accuracy"],
+                "size_bits": size.total_bits,
+                "size_kib": size.kib,
+                "size_breakdown_bits": {
+                    "weights": size.weight_bits, "scales": size.scale_bits,
+                    "biases": size.bias_bits, "float": size.float_bits,
+                },
+                "compression_ratio": fp32_bits / size.total_bits,
+                "mean_weight_bits": genome.mean_weight_bits(),
+                "parameter_ratio": final["chosen"]["parameters"] / base_params,
+                **space.describe(genome),
+            },
+            "search": {
+                "population": cfg.population, "generations": cfg.generations,
+                "evaluations": len(trials),
+                "trained": sum(not t.user_attrs.get("cache_hit") for t in trials),
+                "cache_hits": sum(bool(t.user_attrs.get("cache_hit")) for t in trials),
+                "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
+                "last_population": sorted(t.number for t in last_population),
+                "front": sorted(t.number for t in front),
+            },
+            "timing": timing,
+        }
+
+    def _write_pareto_csv(self, study, space, last_population, front, chosen) -> None:
+        last = {t.number for t in last_population}
+        on_front = {t.number for t in pareto_front(completed(study))}
+        params = list(space.parameters())
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["trial", "generation", "state", "val_accuracy", "size_kib", "size_bits",
+                    "cache_hit", "in_last_population", "on_front", "chosen", "fail_reason",
+                    *params])  # fmt: skip
+        for t in study.get_trials(deepcopy=False):
+            ua = t.user_attrs
+            w.writerow([
+                t.number, trial_generation(t), t.state.name, ua.get("val_accuracy", ""),
+                ua.get("size_kib", ""), ua.get("size_bits", ""), int(bool(ua.get("cache_hit"))),
+                int(t.number in last), int(t.number in on_front), int(t.number == chosen.number),
+                ua.get("fail_reason", ""), *(t.params.get(p, "") for p in params),
+            ])  # fmt: skip
+        atomic_write_text(self.run_dir.pareto_csv, buf.getvalue())
+
+    def _load_result(self) -> SearchResult:
+        try:
+            data = json.loads(self.run_dir.result.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{self.run_dir.result} is unreadable ({exc})") from exc
+        return SearchResult(self.run_dir.root, data)
+
+
+def search(
+    config: SearchConfig | None = None,
+    *,
+    model: nn.Module | None = None,
+    data: DatasetSplits | None = None,
+    **overrides: Any,
+) -> SearchResult:
+    """Run a MOGAQNN search and return its result (also written to the run directory)."""
+    return Search(config, model=model, data=data, **overrides).run()
+
+
+# -- helpers ---------------------------------------------------------------------------
+from optuna.trial import TrialState as _TS  # noqa: E402
+
+_FAIL = _TS.FAIL
+
+
+def _subset(images, n: int | None, seed: int):
+    if n is None or n >= len(images):
+        return images
+    return images.subset(stratified_subset(images.y.numpy(), n, seed))
+
+
+def _genome_dict(genome: Genome) -> dict[str, Any]:
+    return {"weight_bits": list(genome.weight_bits), "act_bits": list(genome.act_bits),
+            "ratios": list(genome.ratios)}  # fmt: skip
+
+
+class _Printer:
+    """Messages to stderr, and a tqdm bar when progress is on."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, msg: str) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+
+    def line(self, msg: str) -> None:
+        self(msg)
+
+    def bar(self, total: int, initial: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, disable=not self.enabled,
+                    file=sys.stderr, dynamic_ncols=True, leave=True)  # fmt: skip
+
+
+def format_result_table(r: dict[str, Any]) -> str:
+    fp, ch = r["fp32"], r["chosen"]
+    lines = [
+        f"{'model':<22}{'test acc':>10}{'size KiB':>12}{'compression':>13}{'epochs':>8}",
+        f"{'FP32 baseline':<22}{fp['test_accuracy']:>10.2%}{fp['size_kib']:>12.2f}"
+        f"{1.0:>12.1f}x{fp['epochs']:>8g}",
+        f"{'MOGAQNN (chosen)':<22}{ch['test_accuracy']:>10.2%}{ch['size_kib']:>12.2f}"
+        f"{ch['compression_ratio']:>12.1f}x{ch['epochs']:>8g}",
+        "",
+        f"{'layer':<22}{'w bits':>8}{'a bits':>8}",
+    ]
+    for layer in ch["layers"]:
+        lines.append(f"{layer['layer']:<22}{layer['weight_bits']:>8}{layer['act_bits']:>8}")
+    if ch["groups"]:
+        lines += ["", f"{'expansion group':<22}{'ratio':>8}{'width':>12}"]
+        for g in ch["groups"]:
+            lines.append(
+                f"{g['group']:<22}{g['ratio']:>8.2f}{g['width']:>6} -> {g['new_width']:<4}"
+            )
+    s = r["search"]
+    lines += [
+        "",
+        f"search: {s['evaluations']} evaluations ({s['trained']} trained, "
+        f"{s['cache_hits']} cache hits, {s['failed']} failed), seed {r['seed']}, "
+        f"{r['timing']['total_s']:.0f} s",
+    ]
+    return "\n".join(lines)
+
+

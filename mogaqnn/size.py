@@ -1,0 +1,74 @@
+"""Model size, defined once (DESIGN.md). The objective, the report and the export call this.
+
+size_bits = Σ over quantized layers (weight count × weight bits)
+          + per-output-channel scales at 32 bits
+          + biases and folded BatchNorm parameters at 32 bits
+          + any layer left in float at 32 bits per parameter.
+
+A BatchNorm that directly follows a quantized layer folds into that layer's per-channel
+scale and bias, so it adds one 32-bit bias per channel (none when the layer already has a
+bias, which absorbs it). The FP32 reference is every parameter at 32 bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import nn
+
+from .quant import QuantLayer
+
+__all__ = ["SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS"]
+
+KIB_BITS = 8 * 1024
+FLOAT_BITS = 32
+
+
+@dataclass(frozen=True)
+class SizeBreakdown:
+    weight_bits: int  # quantized weights at their bit widths
+    scale_bits: int  # one 32-bit scale per output channel of each quantized layer
+    bias_bits: int  # biases and folded BatchNorm, 32 bits per output channel
+    float_bits: int  # everything left in float, 32 bits per parameter
+
+    @property
+    def total_bits(self) -> int:
+        return self.weight_bits + self.scale_bits + self.bias_bits + self.float_bits
+
+    @property
+    def kib(self) -> float:
+        return self.total_bits / KIB_BITS
+
+
+def fp32_size_bits(model: nn.Module) -> int:
+    """The 32-bit float reference: every parameter at 32 bits."""
+    return FLOAT_BITS * sum(p.numel() for p in model.parameters())
+
+
+def model_size(model: nn.Module, bn_fold: Mapping[str, str] | None = None) -> SizeBreakdown:
+    """Size of ``model`` whose quantized layers are :class:`QuantLayer` modules.
+
+    ``bn_fold`` maps a BatchNorm's name to the layer it follows (from the graph analysis);
+    a BatchNorm not in it, or following a float layer, stays in float.
+    """
+    modules = dict(model.named_modules())
+    quantized = {n for n, m in modules.items() if isinstance(m, QuantLayer)}
+    folded_into: dict[str, str] = {
+        bn: layer for bn, layer in (bn_fold or {}).items() if layer in quantized and bn in modules
+    }
+    layers_with_folded_bn = set(folded_into.values())
+    weight = scale = bias = 0
+    counted: set[int] = set()
+    for name in quantized:
+        m = modules[name]
+        out_channels = m.weight.shape[0]
+        weight += m.weight.numel() * m.weight_bits
+        scale += out_channels * FLOAT_BITS
+        if m.bias is not None or name in layers_with_folded_bn:
+            bias += out_channels * FLOAT_BITS
+        counted.update(id(p) for p in m.parameters(recurse=False))
+    for bn in folded_into:
+        counted.update(id(p) for p in modules[bn].parameters(recurse=False))
+    float_bits = FLOAT_BITS * sum(p.numel() for p in model.parameters() if id(p) not in counted)
+    return SizeBreakdown(weight, scale, bias, float_bits)
