@@ -1,0 +1,78 @@
+import pytest
+import torch
+from torch import nn
+
+from mogaqnn.quant import (
+    QuantConv2d,
+    QuantLinear,
+    calibrate,
+    fake_quant_per_channel,
+    fake_quant_per_tensor,
+    init_weight_scale,
+    int_range,
+    quantize_model,
+)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 6, 8])
+def test_weights_take_at_most_2_pow_b_values_per_output_channel(bits):
+    w = torch.randn(16, 8, 3, 3, requires_grad=True)
+    scale = init_weight_scale(w, bits).requires_grad_(True)
+    q = fake_quant_per_channel(w, scale, bits)
+    for c in range(w.shape[0]):
+        assert q[c].unique().numel() <= 2**bits
+    # The coarser widths really are coarse: no tensor keeps its float values.
+    if bits <= 4:
+        assert q[0].unique().numel() < w[0].numel()
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_gradients_reach_float_weights_and_scales(bits):
+    w = torch.randn(4, 10, requires_grad=True)
+    scale = init_weight_scale(w, bits).requires_grad_(True)
+    fake_quant_per_channel(w, scale, bits).pow(2).sum().backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
+    assert scale.grad is not None and scale.grad.abs().sum() > 0
+
+
+def test_unsigned_activation_codes_span_zero_to_2_pow_b_minus_1():
+    x = torch.linspace(-1, 5, 1000, requires_grad=True)
+    scale = torch.tensor([0.25], requires_grad=True)
+    q = fake_quant_per_tensor(x, scale, bits=3, signed=False)
+    codes = (q / 0.25).round().unique()
+    assert codes.min() == 0 and codes.max() == 7 and codes.numel() == 8
+    q.sum().backward()
+    # STE: gradient 1 inside the clipping range, 0 outside.
+    assert x.grad[(x > 0.1) & (x < 1.6)].eq(1).all()
+    assert x.grad[x > 2.0].eq(0).all()
+
+
+def test_int_range_is_symmetric_for_signed_codes():
+    assert int_range(8, True) == (-127, 127)
+    assert int_range(8, False) == (0, 255)
+
+
+def test_quantize_model_swaps_layers_keeps_weights_and_trains():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    w0 = model[0].weight.detach().clone()
+    quantize_model(model, {"0": (4, 8), "3": (2, 3)})
+    assert isinstance(model[0], QuantConv2d) and isinstance(model[3], QuantLinear)
+    assert torch.equal(model[0].weight.detach(), w0)
+    x = torch.randn(16, 3, 8, 8)
+    calibrate(model, x)
+    assert model[0].act_signed and not model[3].act_signed  # raw input vs after ReLU
+    model(x).sum().backward()
+    assert model[0].weight.grad.abs().sum() > 0
+    assert model[3].act_scale.grad is not None
+
+
+def test_quantized_state_dict_round_trips_calibration():
+    model = nn.Sequential(nn.Linear(4, 3))
+    quantize_model(model, {"0": (4, 4)})
+    calibrate(model, torch.randn(8, 4))
+    clone = nn.Sequential(nn.Linear(4, 3))
+    quantize_model(clone, {"0": (4, 4)})
+    clone.load_state_dict(model.state_dict())
+    x = torch.randn(5, 4)
+    assert clone[0].act_signed
+    assert torch.equal(clone(x), model(x))
