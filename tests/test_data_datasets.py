@@ -118,6 +118,8 @@ def test_describe_datasets_reports_where_each_is(tmp_path: Path) -> None:
     rows = {name: where for name, _, where in describe_datasets(tmp_path / "data")}
     assert rows["cifar100"] == str(folder)
     assert [i.name for i in list_datasets()] == sorted(rows.keys() - {"imagefolder:PATH"})
+    by_name = {i.name: i for i in list_datasets()}
+    assert by_name["cifar100"].available(str(tmp_path / "data")) == str(folder)  # str as the CLI
 
 
 def test_missing_fashion_mnist_says_where_and_how(

