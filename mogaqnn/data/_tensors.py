@@ -42,11 +42,20 @@ class DatasetSplits:
     in_channels: int
     image_size: int
     augment_flip: bool = False  # horizontal flips make sense for natural images only
+    class_names: tuple[str, ...] = ()
+    # Per-channel mean and std (of pixel values in [0, 1]) that normalised every split;
+    # new images must be normalised the same way before a trained model sees them.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random crop with zero padding ``crop_padding`` pixels, and optional horizontal flip."""
+    """Random crop after zero padding by ``crop_padding`` pixels, and optional horizontal flip.
+
+    Every sample gets its own shift and flip. Zero is the training mean after
+    normalisation, so padding shows the mean colour, not black.
+    """
 
     crop_padding: int = 0
     horizontal_flip: bool = False
@@ -55,17 +64,23 @@ class Augmentation:
     def active(self) -> bool:
         return self.crop_padding > 0 or self.horizontal_flip
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n, _, h, w = x.shape
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment a batch [N, C, H, W]; random numbers come from ``generator`` (a CPU one).
+
+        Without a generator torch's global random state is used.
+        """
+        n, c, h, w = x.shape
         if self.crop_padding > 0:
             p = self.crop_padding
             padded = torch.nn.functional.pad(x, (p, p, p, p))
-            # One shift per batch keeps this a single slice; batches differ, samples within
-            # one batch share the shift, which is enough jitter for the small budgets here.
-            dy, dx = torch.randint(0, 2 * p + 1, (2,), generator=generator).tolist()
-            x = padded[:, :, dy : dy + h, dx : dx + w]
+            shifts = torch.randint(0, 2 * p + 1, (2, n), generator=generator).to(x.device)
+            # Two gathers (rows, then columns) cut a different window from every sample
+            # without a Python loop; the expanded index tensors are views, not copies.
+            rows = (shifts[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (shifts[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            x = padded.gather(2, rows.expand(n, c, h, w + 2 * p)).gather(3, cols.expand(n, c, h, w))
         if self.horizontal_flip:
-            flip = torch.rand(n, generator=generator) < 0.5
+            flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x
 
@@ -79,11 +94,16 @@ def iterate_batches(
     augmentation: Augmentation | None = None,
     device: torch.device | str = "cpu",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``data`` moved to ``device``; shuffled and augmented with ``generator``.
+
+    Augmentation runs after the move, so on a GPU it costs a few kernel launches per batch.
+    """
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        x, y = data.x[idx], data.y[idx]
-        if augmentation is not None and augmentation.active and generator is not None:
+        x = data.x[idx].to(device, non_blocking=True)
+        y = data.y[idx].to(device, non_blocking=True)
+        if augmentation is not None and augmentation.active:
             x = augmentation(x, generator)
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        yield x, y
