@@ -74,12 +74,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from .data import list_datasets
+    from .data import describe_datasets
 
-    for info in list_datasets():
-        where = info.available(args.data_dir)
-        status = f"available ({where})" if where else "not available offline here"
-        print(f"{info.name:<16}{status}\n{'':<16}{info.description}")
+    for name, description, where in describe_datasets(args.data_dir):
+        status = f"available: {where}" if where else "not available offline here"
+        print(f"{name:<18}{description}\n{'':<18}{status}")
     return 0
 
 

@@ -38,6 +38,8 @@ class SearchConfig:
     model: str = "lenet5"
     dataset: str = "mnist5k"
     data_dir: str | None = None
+    image_size: int | None = None
+    channels: int | None = None
     out: str = "runs/mogaqnn"
     seed: int = 0
     # search space
@@ -106,6 +108,8 @@ FIELD_HELP: dict[str, str] = {
     "model": "zoo model name (see 'mogaqnn models') or 'package.module:factory'",
     "dataset": "dataset name (see 'mogaqnn datasets')",
     "data_dir": "folder searched first for dataset files",
+    "image_size": "side of the square images of an imagefolder: dataset (default: as found)",
+    "channels": "1 or 3 channels for an imagefolder: dataset (default: as found)",
     "out": "run directory (created; an existing one of the same run is resumed)",
     "seed": "seed of the splits, the pretraining, NSGA-II and every evaluation",
     "weight_bits": "weight bit widths to choose from, per layer",

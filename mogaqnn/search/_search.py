@@ -111,8 +111,9 @@ class Search:
         torch.manual_seed(cfg.seed)
         device = resolve_device(cfg.device)
         data = self._user_data or load_dataset(
-            cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed
-        )
+            cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
+            image_size=cfg.image_size, channels=cfg.channels,
+        )  # fmt: skip
         t0 = time.perf_counter()
         base = self._base_model(data, device)
         pretrain_s = time.perf_counter() - t0

@@ -1,0 +1,41 @@
+# `make demo`: set up and run the main job; `make test`: set up and run the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# torch is pinned here, not in pyproject: 2.13.0 is the tested release, and naming it keeps
+# pip on the small CPU wheel where one is offered instead of a multi-GB CUDA download.
+TORCH  ?= torch==2.13.0
+SHELL  := /bin/bash
+
+.PHONY: setup demo test lint system-deps clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,images,postgres]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/mogaqnn search --model lenet5 --dataset mnist5k --population 16 --generations 8 \
+		--out runs/demo --seed 0
+
+# Debian packages the tests read: the real Fashion-MNIST files and a PostgreSQL server.
+system-deps:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v pg_ctlcluster >/dev/null \
+	    && [ ! -x /usr/lib/postgresql/*/bin/initdb ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO apt-get install -y -qq dataset-fashion-mnist postgresql >/dev/null; \
+	fi
+
+test: setup system-deps
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check mogaqnn tests benchmarks
+	$(BIN)/ruff format --check mogaqnn tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
