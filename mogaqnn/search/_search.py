@@ -166,6 +166,11 @@ class Search:
         )  # fmt: skip
         self._write_pareto_csv(study, space, last_population, front, chosen)
         atomic_write_text(self.run_dir.result, json.dumps(result, indent=2) + "\n")
+        from ..report import write_report  # here: the report imports this module
+
+        page = write_report(self.run_dir.root, evaluator=evaluator, data=data,
+                            model=self._user_model)  # fmt: skip
+        self.log(f"report: {page}")
         return SearchResult(self.run_dir.root, result)
 
     # -- steps -----------------------------------------------------------------------
