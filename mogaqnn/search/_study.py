@@ -144,6 +144,7 @@ class Objective:
         trial.set_user_attr("size_bits", result.size_bits)
         trial.set_user_attr("size_kib", result.size_bits / KIB_BITS)
         trial.set_user_attr("seconds", result.seconds)
+        trial.set_user_attr("train_seconds", result.train_seconds + result.val_seconds)
         trial.set_user_attr("cache_hit", False)
         return 1.0 - result.val_accuracy, float(result.size_bits)
 
