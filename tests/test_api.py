@@ -117,3 +117,9 @@ def test_cli_reports_a_missing_factory_module(tmp_path, capsys):
     assert main(["search", "--model", "no_such_pkg.models:build", "--out",
                  str(tmp_path / "r")]) == 2  # fmt: skip
     assert "cannot import module 'no_such_pkg.models'" in capsys.readouterr().err
+
+
+def test_model_given_by_name_to_the_api_is_the_config_model(tmp_path):
+    s = mogaqnn.Search(model="lenet5", out=str(tmp_path / "r"), population=6)
+    assert s.config.model == "lenet5" and s.config.population == 6
+    assert s._user_model is None

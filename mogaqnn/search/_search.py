@@ -49,7 +49,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise MogaqnnError(f"device {name!r} is not a torch device; use cpu, cuda or cuda:N") from exc
+        raise MogaqnnError(
+            f"device {name!r} is not a torch device; use cpu, cuda or cuda:N"
+        ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MogaqnnError(f"device {name!r} was asked for but CUDA is not available here")
     return device
@@ -81,11 +83,13 @@ class Search:
         self,
         config: SearchConfig | None = None,
         *,
-        model: nn.Module | None = None,
+        model: nn.Module | str | None = None,
         data: DatasetSplits | None = None,
         **overrides: Any,
     ) -> None:
         config = config or SearchConfig()
+        if isinstance(model, str):  # a zoo name or 'module:factory', like the CLI's --model
+            overrides["model"], model = model, None
         if overrides:
             config = SearchConfig.from_mapping({**config.to_dict(), **overrides}, "search()")
         if model is not None:
@@ -423,7 +427,7 @@ class Search:
 def search(
     config: SearchConfig | None = None,
     *,
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     data: DatasetSplits | None = None,
     **overrides: Any,
 ) -> SearchResult:
