@@ -93,14 +93,14 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from .search._workers import run_worker
+    from .search import run_worker
 
     # Validated like the search flags, so that bad values give the same one-line errors.
     given = {k: getattr(args, k) for k in _RUN_FLAGS if getattr(args, k) is not None}
     checked = SearchConfig.from_mapping(given, "the command line")
     run_worker(
         args.storage, args.study, args.out, workers=checked.workers,
-        device=given.get("device") and checked.device, devices=checked.devices,
+        device=checked.device if "device" in given else None, devices=checked.devices,
     )  # fmt: skip
     return 0
 
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mogaqnn: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("mogaqnn: interrupted; run the same command again to resume", file=sys.stderr)
+        print("mogaqnn: interrupted; 'mogaqnn resume DIR' continues the run", file=sys.stderr)
         return 130
 
 

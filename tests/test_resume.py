@@ -9,7 +9,6 @@ import pytest
 
 from mogaqnn.cli import main
 from mogaqnn.search._study import _repair_journal
-
 from tests._runs import (
     SMALL_SPACE,
     check_nothing_lost_or_trained_twice,
@@ -95,7 +94,8 @@ def test_a_running_run_directory_is_not_run_twice(tmp_path):
 
     run = RunDir(tmp_path)
     with run.exclusive():
-        with pytest.raises(RunDirError, match=f"being run by another mogaqnn process \\(pid {os.getpid()}\\)"):
+        busy = f"being run by another mogaqnn process \\(pid {os.getpid()}\\)"
+        with pytest.raises(RunDirError, match=busy):
             with RunDir(tmp_path).exclusive():
                 pass
     with RunDir(tmp_path).exclusive():  # released
