@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from .config import SearchConfig
 from .data import DatasetSplits, LabelledImages, list_datasets, load_dataset
 from .errors import ConfigError, DatasetError, ExportError, ModelError, MogaqnnError, RunDirError
+from .export import load_packed
 from .genome import Genome, SearchSpace, build_individual
 from .models import create_model, list_models, register_model
 from .search import Search, SearchResult, search
@@ -35,6 +36,7 @@ __all__ = [
     "list_datasets",
     "list_models",
     "load_dataset",
+    "load_packed",
     "model_size",
     "register_model",
     "search",

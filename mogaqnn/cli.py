@@ -1,4 +1,4 @@
-"""Command line: ``mogaqnn search|resume|worker|models|datasets``, a thin layer over the API.
+"""Command line: ``mogaqnn search|resume|worker|export|report|models|datasets``, over the API.
 
 Usage errors and every MogaqnnError become one line on stderr and exit status 2.
 """
@@ -124,12 +124,41 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx, export_packed, load_run_model
+
+    run_model = load_run_model(args.run, args.individual)
+    if run_model.val_accuracy is not None:
+        print(f"trial {run_model.individual} fine-tuned again as the search evaluated it: "
+              f"val accuracy {run_model.val_accuracy:.2%}")  # fmt: skip
+    if args.format == "onnx":
+        onnx = export_onnx(run_model, args.output)
+        print(f"wrote {onnx.path}: {onnx.file_nbytes} bytes (ONNX, int8 QDQ weights; the "
+              f"packed model size is {onnx.size_bits / 8:.0f} bytes)")  # fmt: skip
+        return 0
+    p = export_packed(run_model, args.output)
+    print(f"wrote {p.path}: {p.file_nbytes} bytes = {p.payload_nbytes} bytes of tensors "
+          f"({p.size_bits} bits, the model size, + {p.padding_bits} bits of byte padding) "
+          f"+ {p.overhead_nbytes} bytes of header and CRC")  # fmt: skip
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    page = write_report(args.run)
+    print(f"wrote {page} and pareto.png, hypervolume.png, policy.png in {page.parent}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "search": ("run a MOGAQNN search and train the chosen individual", _cmd_search),
     "resume": ("continue the run in a run directory (after a kill, or with more workers)",
                _cmd_resume),
     "worker": ("evaluate individuals for a search whose study is in a database",
                _cmd_worker),
+    "export": ("export a run's trained individual: bit-packed file or ONNX", _cmd_export),
+    "report": ("write a run's plots and HTML report into its directory", _cmd_report),
     "models": ("list the model zoo with parameter counts", _cmd_models),
     "datasets": ("list the datasets and where they are found", _cmd_datasets),
 }
@@ -160,6 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a directory holding the coordinator's base.pt (shared or a "
                            "copy); evaluations.log is written there")
             _add_run_flags(p)
+        if name in ("export", "report"):
+            p.add_argument("run", metavar="RUN", help="run directory (a search's --out)")
+        if name == "export":
+            p.add_argument("--individual", default="chosen", metavar="ID|chosen",
+                           help="'chosen' (default: the finally trained chosen individual, "
+                           "final.pt) or a trial number of pareto.csv, rebuilt and fine-tuned "
+                           "as the search evaluated it")  # fmt: skip
+            p.add_argument("--format", default="packed", choices=("packed", "onnx"),
+                           help="packed: bit-packed weights at their own bit widths, the "
+                           "model size on disk; onnx: QDQ graph for onnxruntime "
+                           "(default: packed)")  # fmt: skip
+            p.add_argument("--output", default=None, metavar="PATH",
+                           help="file to write (default: RUN/model.mogaqnn or RUN/model.onnx)",
+                           )  # fmt: skip
         if name == "datasets":
             p.add_argument("--data-dir", default=None, help="folder searched first")
     return parser

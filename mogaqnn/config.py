@@ -135,8 +135,9 @@ FIELD_HELP: dict[str, str] = {
     "final_epochs": "QAT epochs of the chosen individual (the FP32 baseline gets as many more)",
     "batch_size": "training batch size",
     "optimizer": "adam or sgd",
-    "lr": "learning rate of FP32 pretraining and of the FP32 baseline",
-    "qat_lr": "learning rate of quantization-aware training",
+    "lr": "learning rate of the FP32 pretraining",
+    "qat_lr": "learning rate of every QAT run and of the final training of both the chosen "
+    "individual and the FP32 baseline (same recipe for both)",
     "weight_decay": "weight decay of conv and linear weights",
     "widen_noise": "relative noise on copied channels, to break their symmetry",
     "select": "rule choosing the final individual: accuracy (highest val accuracy, ties to "

@@ -1,6 +1,15 @@
 """Model zoo: ``create_model(name, in_channels=, num_classes=, image_size=)``."""
 
-from . import lenet  # noqa: F401  (registers its entrypoints)
+# Importing a family module registers its entrypoints.
+from . import alexnet, lenet, mobilenetv2, resnet, vgg  # noqa: F401
+from ._layers import make_divisible
 from ._registry import ModelSpec, create_model, list_models, model_entrypoint, register_model
 
-__all__ = ["ModelSpec", "create_model", "list_models", "model_entrypoint", "register_model"]
+__all__ = [
+    "ModelSpec",
+    "create_model",
+    "list_models",
+    "make_divisible",
+    "model_entrypoint",
+    "register_model",
+]

@@ -102,11 +102,13 @@ class Search:
         self,
         config: SearchConfig | None = None,
         *,
-        model: nn.Module | None = None,
+        model: nn.Module | str | None = None,
         data: DatasetSplits | None = None,
         **overrides: Any,
     ) -> None:
         config = config or SearchConfig()
+        if isinstance(model, str):  # a zoo name or 'module:factory', like the CLI's --model
+            overrides["model"], model = model, None
         if overrides:
             config = SearchConfig.from_mapping({**config.to_dict(), **overrides}, "search()")
         if model is not None:
@@ -169,6 +171,11 @@ class Search:
         )  # fmt: skip
         self._write_pareto_csv(study, space, last_population, front, chosen)
         atomic_write_text(self.run_dir.result, json.dumps(result, indent=2) + "\n")
+        from ..report import write_report  # here: the report imports this module
+
+        page = write_report(self.run_dir.root, evaluator=evaluator, data=data,
+                            model=self._user_model)  # fmt: skip
+        self.log(f"report: {page}")
         return SearchResult(self.run_dir.root, result)
 
     def setup(self, *, pretrain: bool) -> _Setup:
@@ -453,7 +460,7 @@ class Search:
 def search(
     config: SearchConfig | None = None,
     *,
-    model: nn.Module | None = None,
+    model: nn.Module | str | None = None,
     data: DatasetSplits | None = None,
     **overrides: Any,
 ) -> SearchResult:

@@ -35,6 +35,7 @@ from ._evaluate import Evaluation
 from ._rundir import atomic_write_text, flocked
 
 __all__ = [
+    "STUDY_NAME",
     "IndividualFailed",
     "open_storage",
     "make_sampler",
@@ -51,6 +52,7 @@ __all__ = [
     "worker_id",
 ]
 
+STUDY_NAME = "mogaqnn"  # the default study name (SearchConfig.study)
 GENOME_KEY = "genome_key"
 FAIL_REASON = "fail_reason"
 WORKER = "worker"  # "host:pid" of the process that ran the trial
@@ -398,6 +400,7 @@ class Objective:
         trial.set_user_attr("size_bits", result.size_bits)
         trial.set_user_attr("size_kib", result.size_bits / KIB_BITS)
         trial.set_user_attr("seconds", result.seconds)
+        trial.set_user_attr("train_seconds", result.train_seconds + result.val_seconds)
         trial.set_user_attr("cache_hit", False)
         return 1.0 - result.val_accuracy, float(result.size_bits)
 

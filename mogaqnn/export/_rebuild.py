@@ -1,0 +1,273 @@
+"""Rebuild a trained model from a run directory: the one function export and report use.
+
+The run directory holds the resolved config, the FP32 base (``base.pt``) and the chosen
+individual after its final training (``final.pt``). The quantized network is rebuilt the
+way the search built it (base -> graph analysis -> widen + quantize by the genome) and the
+trained weights are loaded on top; a non-chosen individual is instead trained again
+exactly as the search's Evaluator trained it (same subset, budget and seed).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import SearchConfig
+from ..data import Augmentation, DatasetSplits, LabelledImages, load_dataset, stratified_subset
+from ..errors import ConfigError, ModelError, MogaqnnError, RunDirError
+from ..expand import ModelGraph, analyze_model
+from ..genome import Genome, SearchSpace, build_individual
+from ..models._factory import resolve_model
+from ..quant import quantizable_layers
+from ..search import Evaluator, RunDir, resolve_device
+from ..train import TrainSettings, evaluate_accuracy, train_model
+
+__all__ = [
+    "RunContext",
+    "RunModel",
+    "load_run",
+    "load_run_data",
+    "load_run_model",
+    "parse_individual",
+    "read_result",
+    "run_evaluator",
+    "trial_genome",
+]
+
+Individual = str | int  # "chosen" or a trial number of pareto.csv
+
+
+@dataclass
+class RunContext:
+    """What every rebuild of a run starts from: its config, FP32 base, graph and space."""
+
+    root: Path
+    config: SearchConfig
+    base: nn.Module  # the pretrained FP32 model, eval mode, on the CPU
+    base_val_accuracy: float
+    graph: ModelGraph  # as the search used it (expansion "off" keeps only bn_fold)
+    space: SearchSpace
+    in_channels: int
+    num_classes: int
+    image_size: int
+
+
+@dataclass
+class RunModel:
+    """A trained, fake-quantized individual of a run, ready for export (eval, CPU)."""
+
+    run: RunContext
+    model: nn.Module
+    genome: Genome
+    individual: Individual
+    val_accuracy: float | None = None  # measured when the individual was trained here
+
+
+def parse_individual(value: str | int) -> Individual:
+    """``"chosen"`` or a non-negative trial number (from the CLI's ``--individual``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        if value == "chosen":
+            return value
+        if value.isdigit():
+            return int(value)
+    raise ConfigError(
+        f"individual must be 'chosen' or a trial number from pareto.csv, got {value!r}"
+    )
+
+
+def _read_checkpoint(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunDirError(f"{path.parent} has no {path.name}; {what}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise RunDirError(f"{path} is corrupt or unreadable ({type(exc).__name__})") from exc
+
+
+def _analyse(base: nn.Module, example: torch.Tensor, mode: str) -> ModelGraph:
+    """The graph exactly as ``Search._analyse`` decides it (the log lines aside)."""
+    try:
+        graph = analyze_model(base, example)
+    except ModelError:
+        if mode == "strict":
+            raise
+        return ModelGraph(groups=[], bn_fold={})
+    if mode == "off":
+        return ModelGraph(groups=[], bn_fold=graph.bn_fold)
+    return graph
+
+
+def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunContext:
+    """Read a run directory's config and FP32 base; ``model`` replaces the config's model
+    for runs started from the Python API with a module (``python:...`` model names)."""
+    rd = RunDir(run_dir)
+    if not rd.root.is_dir():
+        raise RunDirError(f"{rd.root} is not a directory; give the --out directory of a search")
+    cfg = rd.stored_config()
+    if cfg is None:
+        raise RunDirError(f"{rd.root} holds no mogaqnn run (no config.json); give a search's --out")
+    ckpt = _read_checkpoint(rd.base_checkpoint, "the search has not pretrained its base yet")
+    shape = {k: int(ckpt[k]) for k in ("in_channels", "num_classes", "image_size")}
+    if model is None:
+        if cfg.model.startswith("python:"):
+            raise RunDirError(
+                f"{rd.root} was searched with a Python model ({cfg.model}); pass the same "
+                "module as model= to rebuild it"
+            )
+        model = resolve_model(cfg.model, **shape)
+    base = copy.deepcopy(model).cpu()
+    try:
+        base.load_state_dict(ckpt["state_dict"])
+    except Exception as exc:
+        raise RunDirError(
+            f"{rd.base_checkpoint} does not fit the model {cfg.model} ({type(exc).__name__})"
+        ) from exc
+    base.eval()
+    example = torch.zeros(2, shape["in_channels"], shape["image_size"], shape["image_size"])
+    graph = _analyse(base, example, cfg.expansion)
+    space = SearchSpace(
+        layers=tuple(quantizable_layers(base)),
+        groups=tuple(g.name for g in graph.groups),
+        group_widths=tuple(g.width for g in graph.groups),
+        weight_bit_choices=cfg.weight_bits,
+        act_bit_choices=cfg.act_bits,
+        ratio_choices=cfg.expansion_ratios,
+    )
+    return RunContext(rd.root, cfg, base, float(ckpt.get("val_accuracy", float("nan"))),
+                      graph, space, **shape)  # fmt: skip
+
+
+def load_run_data(run: RunContext, data: DatasetSplits | None = None) -> DatasetSplits:
+    """The run's dataset splits, loaded as the search loaded them (same seed and sizes)."""
+    if data is not None:
+        return data
+    cfg = run.config
+    if cfg.dataset.startswith("python:"):
+        raise RunDirError(
+            f"{run.root} was searched on Python data ({cfg.dataset}); pass the same "
+            "DatasetSplits as data="
+        )
+    return load_dataset(
+        cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
+        image_size=cfg.image_size, channels=cfg.channels,
+    )  # fmt: skip
+
+
+def _subset(images: LabelledImages, n: int | None, seed: int) -> LabelledImages:
+    if n is None or n >= len(images):
+        return images
+    return images.subset(stratified_subset(images.y.numpy(), n, seed))
+
+
+def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = None) -> Evaluator:
+    """An Evaluator equal to the one ``Search.run`` builds (subsets, budget, seed), without
+    the evaluations log: evaluations made here are not trials of the search."""
+    cfg = run.config
+    aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
+    settings = TrainSettings(
+        epochs=cfg.search_epochs, lr=cfg.qat_lr, batch_size=cfg.batch_size,
+        optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, augmentation=aug,
+    )  # fmt: skip
+    return Evaluator(
+        base=run.base, graph=run.graph, space=run.space,
+        train_data=_subset(data.train, cfg.search_train_samples, cfg.seed),
+        val_data=_subset(data.val, cfg.search_val_samples, cfg.seed),
+        settings=settings, seed=cfg.seed, widen_noise=cfg.widen_noise,
+        device=resolve_device(device or cfg.device), log_path=None,
+    )  # fmt: skip
+
+
+def trial_genome(run: RunContext, trial: int) -> Genome:
+    """The genome of a completed trial, read from the run's pareto.csv."""
+    path = RunDir(run.root).pareto_csv
+    if not path.is_file():
+        raise RunDirError(f"{run.root} has no pareto.csv; the search has not finished")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = {int(r["trial"]): r for r in csv.DictReader(f)}
+    row = rows.get(trial)
+    if row is None:
+        raise ConfigError(
+            f"individual {trial} is not a trial of {run.root} (trials 0..{max(rows, default=-1)})"
+        )
+    if row["state"] != "COMPLETE":
+        raise ConfigError(f"trial {trial} of {run.root} is {row['state']}, not COMPLETE")
+    try:
+        return run.space.decode(row)
+    except (KeyError, ValueError) as exc:
+        raise RunDirError(f"{path} does not match the run's search space ({exc})") from exc
+
+
+def _final_model(run: RunContext) -> tuple[nn.Module, Genome]:
+    ckpt = _read_checkpoint(RunDir(run.root).final_checkpoint,
+                            "the search has not finished; resume it first")  # fmt: skip
+    try:
+        genome = Genome(
+            tuple(int(b) for b in ckpt["genome"]["weight_bits"]),
+            tuple(int(b) for b in ckpt["genome"]["act_bits"]),
+            tuple(float(r) for r in ckpt["genome"]["ratios"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(f"{run.root / 'final.pt'} has no valid genome ({exc!r})") from exc
+    if (len(genome.weight_bits), len(genome.ratios)) != (len(run.space.layers),
+                                                         len(run.space.groups)):  # fmt: skip
+        raise RunDirError(f"the genome in {run.root / 'final.pt'} does not fit the run's model")
+    # Weights and calibrated scales all come from the checkpoint: noise and seed are moot.
+    model = build_individual(run.base, run.graph, run.space, genome)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception as exc:
+        raise RunDirError(
+            f"{run.root / 'final.pt'} does not fit the rebuilt model ({type(exc).__name__})"
+        ) from exc
+    return model.eval(), genome
+
+
+def load_run_model(
+    run_dir: str | Path | RunContext,
+    individual: str | int = "chosen",
+    *,
+    model: nn.Module | None = None,
+    data: DatasetSplits | None = None,
+) -> RunModel:
+    """The trained fake-quantized model of a run, on the CPU in eval mode.
+
+    ``"chosen"`` loads final.pt (the chosen individual after its final training). A trial
+    number rebuilds that genome and fine-tunes it exactly as the search evaluated it
+    (``search_epochs`` of QAT on the search subset, the genome's own seed), so its val
+    accuracy is the one pareto.csv reports; this needs the run's dataset (``data`` for
+    Python datasets).
+    """
+    run = run_dir if isinstance(run_dir, RunContext) else load_run(run_dir, model=model)
+    which = parse_individual(individual)
+    if which == "chosen":
+        quantized, genome = _final_model(run)
+        return RunModel(run, quantized, genome, which)
+    genome = trial_genome(run, int(which))
+    evaluator = run_evaluator(run, load_run_data(run, data))
+    quantized = evaluator.build(genome)
+    try:
+        train_model(quantized, evaluator.train_data, evaluator.settings,
+                    seed=genome.seed(run.config.seed), device=evaluator.device)  # fmt: skip
+    except Exception as exc:  # the search records such an individual as failed, too
+        raise MogaqnnError(f"training individual {which} failed: {exc}") from exc
+    acc = evaluate_accuracy(quantized, evaluator.val_data, device=evaluator.device)
+    return RunModel(run, quantized.cpu().eval(), genome, which, val_accuracy=acc)
+
+
+def read_result(run: RunContext) -> dict[str, Any]:
+    path = RunDir(run.root).result
+    if not path.is_file():
+        raise RunDirError(f"{run.root} has no result.json; the search has not finished")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path} is unreadable ({exc})") from exc

@@ -1,0 +1,82 @@
+"""One self-contained HTML page: the figures as base64 data URIs, the result and the config."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..size import KIB_BITS
+from ._data import ReportData
+
+__all__ = ["render_html"]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+"""
+
+
+def _table(header: list[str], rows: list[list[object]], cls: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _img(path: Path, alt: str) -> str:
+    b64 = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> Path:
+    """Write the page; ``images`` maps a caption to a PNG file, embedded in the page."""
+    r = data.result
+    fp, ch = r["fp32"], r["chosen"]
+    result_rows = [
+        ["FP32 baseline", f"{fp['val_accuracy']:.2%}", f"{fp['test_accuracy']:.2%}",
+         f"{fp['size_kib']:.2f}", "1.0x", f"{fp['epochs']:g}"],
+        [f"MOGAQNN (chosen, trial {ch['trial']})", f"{ch['val_accuracy']:.2%}",
+         f"{ch['test_accuracy']:.2%}", f"{ch['size_kib']:.2f}",
+         f"{ch['compression_ratio']:.1f}x", f"{ch['epochs']:g}"],
+    ]  # fmt: skip
+    ref_rows = [[p.label, f"{1 - p.error:.2%}", f"{p.size_bits / KIB_BITS:.2f}"]
+                for p in data.references]  # fmt: skip
+    layer_rows = [[p.layer, p.weight_bits, p.act_bits, f"{p.width} → {p.new_width}",
+                   f"{p.ratio:.2f}"] for p in data.policy]  # fmt: skip
+    s = r["search"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>MOGAQNN report: {html.escape(data.title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>MOGAQNN report: {html.escape(data.title)}</h1>",
+        f"<p>Run directory <code>{html.escape(str(data.run_dir))}</code>, seed {r['seed']}, "
+        f"mogaqnn {html.escape(str(r.get('mogaqnn_version', '?')))}. Search: "
+        f"{s['evaluations']} evaluations ({s['trained']} trained, {s['cache_hits']} cache "
+        f"hits, {s['failed']} failed).</p>",
+        "<h2>Result</h2>",
+        _table(["model", "val acc", "test acc", "size KiB", "compression", "epochs"],
+               result_rows, "result"),
+        "<h2>Uniform-bit references (search budget, val accuracy)</h2>",
+        _table(["individual", "val acc", "size KiB"], ref_rows, "references")
+        if ref_rows else f"<p>{html.escape(data.references_note)}</p>",
+    ]  # fmt: skip
+    for caption, img in images.items():
+        parts += [f"<h2>{html.escape(caption)}</h2>", _img(img, caption)]
+    parts += [
+        "<h2>Policy of the chosen individual</h2>",
+        _table(["layer", "weight bits", "act bits", "width", "ratio"], layer_rows, "policy"),
+        "<h2>Config</h2>",
+        f"<pre>{html.escape(json.dumps(data.config, indent=2))}</pre>",
+        "</body></html>",
+    ]
+    target = Path(path)
+    target.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return target

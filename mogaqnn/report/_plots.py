@@ -1,0 +1,120 @@
+"""Matplotlib renderings of :class:`ReportData` (imported only when a plot is asked for)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..size import KIB_BITS
+from ._data import ReportData
+
+__all__ = ["plot_hypervolume", "plot_pareto", "plot_policy"]
+
+DPI = 120
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display is needed or wanted
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_pareto(data: ReportData, path: str | Path) -> Path:
+    """Every evaluated individual on (size, val error), the last front, and references."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    kib = [t.size_bits / KIB_BITS for t in data.trials]
+    err = [100 * t.error for t in data.trials]
+    ax.scatter(kib, err, s=18, c="0.65", label="evaluated individuals", zorder=2)
+    front = sorted(data.front, key=lambda t: t.size_bits)
+    ax.plot([t.size_bits / KIB_BITS for t in front], [100 * t.error for t in front], "o-",
+            color="tab:red", ms=6, lw=1.2, label="last population's front", zorder=3)  # fmt: skip
+    ax.scatter([data.fp32.size_bits / KIB_BITS], [100 * data.fp32.error], marker="*", s=180,
+               c="black", label="FP32 base", zorder=4)  # fmt: skip
+    for i, ref in enumerate(data.references):
+        ax.scatter([ref.size_bits / KIB_BITS], [100 * ref.error], marker="^", s=70, c=f"C{i}",
+                   edgecolors="black", linewidths=0.5, label=ref.label, zorder=4)  # fmt: skip
+    c = data.chosen
+    ax.scatter([c.size_bits / KIB_BITS], [100 * c.error], s=160, facecolors="none",
+               edgecolors="tab:green", linewidths=2, zorder=5)  # fmt: skip
+    ax.annotate(
+        f"chosen ({c.label})\n{100 * (1 - c.error):.1f}% val acc, {c.size_bits / KIB_BITS:.1f} KiB",
+        (c.size_bits / KIB_BITS, 100 * c.error), xytext=(0.5, 0.93), textcoords="axes fraction",
+        ha="center", va="top", fontsize=9, color="tab:green",
+        arrowprops={"arrowstyle": "->", "color": "tab:green"},
+        bbox={"boxstyle": "round", "fc": "white", "ec": "tab:green", "alpha": 0.9},
+    )  # fmt: skip
+    ax.set_xscale("log")
+    # Plain numbers at 1, 2, 5 x 10^k: the default minor labels (3x10^1 4x10^1) collide.
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("model size (KiB, log scale)")
+    ax.set_ylabel("validation error (%)")
+    ax.set_title(f"MOGAQNN search: {data.title}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return _save(fig, Path(path))
+
+
+def plot_hypervolume(data: ReportData, path: str | Path) -> Path:
+    """Hypervolume of everything evaluated so far, per generation, on normalised objectives."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    gens = [g + 1 for g, _ in data.hypervolume]
+    ax.plot(gens, [hv for _, hv in data.hypervolume], "o-", color="tab:blue")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("hypervolume")
+    ax.set_xticks(gens)
+    ax.set_ylim(0, 1)
+    ax.set_title("hypervolume of the evaluated individuals, per generation")
+    e_ref, s_ref = data.hv_reference
+    ax.text(
+        0.02, 0.04,
+        f"objectives normalised: val error in [0, 1], size / FP32 size\n"
+        f"reference point (error {e_ref:g}, size {s_ref:g} x FP32); the largest HV is 1",
+        transform=ax.transAxes, fontsize=8, va="bottom",
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
+    )  # fmt: skip
+    ax.grid(True, alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def plot_policy(data: ReportData, path: str | Path) -> Path:
+    """Per layer of the chosen individual: weight and activation bits, and width ratio."""
+    plt = _pyplot()
+    n = len(data.policy)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.5, 1.1 * n + 2), 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})  # fmt: skip
+    x = range(n)
+    w = [p.weight_bits for p in data.policy]
+    a = [p.act_bits for p in data.policy]
+    bars_w = top.bar([i - 0.2 for i in x], w, 0.4, label="weight bits", color="tab:blue")
+    bars_a = top.bar([i + 0.2 for i in x], a, 0.4, label="activation bits", color="tab:orange")
+    for bars in (bars_w, bars_a):
+        top.bar_label(bars, fontsize=8, padding=1)
+    top.set_ylabel("bits")
+    top.set_ylim(0, max(w + a + [1]) * 1.25)
+    top.legend(fontsize=8, loc="upper right", ncols=2)
+    top.set_title(f"policy of the chosen individual ({data.chosen.label})")
+    ratios = [p.ratio for p in data.policy]
+    bars_r = bottom.bar(list(x), ratios, 0.5, color="tab:green")
+    bottom.bar_label(bars_r, labels=[f"{p.width}→{p.new_width}" for p in data.policy],
+                     fontsize=8, padding=1)  # fmt: skip
+    bottom.axhline(1.0, color="0.4", lw=0.8, ls="--")
+    bottom.set_ylabel("width ratio")
+    bottom.set_ylim(0, max(ratios + [1.0]) * 1.3)
+    bottom.set_xticks(list(x), [p.layer for p in data.policy], rotation=30, ha="right")
+    return _save(fig, Path(path))

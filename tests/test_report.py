@@ -1,0 +1,89 @@
+"""The report a search writes into its run directory, and `mogaqnn report`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mogaqnn.report import report_data, write_report
+from mogaqnn.search import Evaluator
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("pareto.png", "hypervolume.png", "policy.png")
+
+
+def test_search_writes_the_report(tiny_run_dir):
+    for name in FIGURES:
+        path = tiny_run_dir / name
+        assert path.read_bytes()[:8] == PNG_MAGIC, name
+        with Image.open(path) as img:
+            img.verify()
+    page = (tiny_run_dir / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count('src="data:image/png;base64,') == len(FIGURES)
+    assert '<table class="result">' in page and "MOGAQNN (chosen, trial" in page
+    assert "FP32 baseline" in page and "&quot;population&quot;: 4" in page  # the config
+
+
+def test_reference_points_are_evaluated_once_and_stored(tiny_run_dir, monkeypatch):
+    stored = json.loads((tiny_run_dir / "reference_points.json").read_text())
+    assert [p["label"] for p in stored["points"]] == [f"uniform {b}-bit" for b in (8, 4, 2)]
+
+    def no_training(self, genome):
+        raise AssertionError("the report must read the stored reference points")
+
+    monkeypatch.setattr(Evaluator, "__call__", no_training)
+    data = report_data(tiny_run_dir)
+    assert [round(1 - p.error, 6) for p in data.references] == [
+        round(p["val_accuracy"], 6) for p in stored["points"]
+    ]
+    # Not trials of the search: the evaluations log lists the search's trainings only.
+    result = json.loads((tiny_run_dir / "result.json").read_text())
+    log = (tiny_run_dir / "evaluations.log").read_text().splitlines()
+    assert len(log) == result["search"]["trained"]
+
+
+def test_report_data_is_consistent(tiny_run_dir):
+    data = report_data(tiny_run_dir)
+    result = data.result
+    assert len(data.trials) == result["search"]["evaluations"]
+    assert data.chosen.trial == result["chosen"]["trial"]
+    assert data.fp32.size_bits == result["fp32"]["size_bits"]
+    hv = [v for _, v in data.hypervolume]
+    assert len(hv) == result["search"]["generations"]
+    assert all(0.0 <= v <= 1.0 for v in hv) and hv == sorted(hv)  # cumulative: never drops
+    assert [p.layer for p in data.policy] == result["model"]["quantized_layers"]
+    for p, g in zip(data.policy, result["chosen"]["layers"]):
+        assert (p.weight_bits, p.act_bits) == (g["weight_bits"], g["act_bits"])
+
+
+def test_write_report_again_overwrites(tiny_run_dir):
+    page = write_report(tiny_run_dir)
+    assert page == tiny_run_dir / "report.html" and page.is_file()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "mogaqnn", *args], capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+
+
+def test_cli_report(tiny_run_dir):
+    proc = run_cli("report", str(tiny_run_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {tiny_run_dir / 'report.html'}" in proc.stdout
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_cli_report_bad_run_dir_is_one_line(make, tmp_path):
+    target = tmp_path / "run"
+    if make == "empty":
+        target.mkdir()
+    proc = run_cli("report", str(target))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("mogaqnn: error: ") and proc.stderr.count("\n") == 1
