@@ -94,7 +94,7 @@ def _codes(layer: QuantLayer) -> tuple[torch.Tensor, torch.Tensor]:
     and rounding gives the codes back without re-implementing the kernel's rounding.
     """
     fq = layer.quantized_weight().detach().float()
-    scale = layer.weight_scale.detach().float().reshape(-1)
+    scale = layer.weight_scale().detach().float().reshape(-1)
     shape = (-1,) + (1,) * (fq.dim() - 1)
     s = scale.view(shape)
     codes = torch.where(s != 0, torch.round(fq / torch.where(s != 0, s, 1.0)), 0.0)

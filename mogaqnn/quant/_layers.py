@@ -1,7 +1,9 @@
 """Quantized Conv2d and Linear: the torch layer plus a mixin, as in Brevitas.
 
 Each layer fake-quantizes its weights per output channel and its input activations per
-tensor, at its own bit widths. Both scales are learned (LSQ) after a data-driven start.
+tensor, at its own bit widths. The weight scale follows the weights: per channel it is a
+clipping ratio of the current max|w|, the ratio chosen once by least squared error. The
+activation range is calibrated on the first batch and then fixed.
 """
 
 from __future__ import annotations
@@ -12,45 +14,55 @@ from torch import nn
 
 from ._ops import fake_quant_per_channel, fake_quant_per_tensor, int_range
 
-__all__ = ["QuantLayer", "QuantConv2d", "QuantLinear", "init_weight_scale"]
+__all__ = ["QuantLayer", "QuantConv2d", "QuantLinear", "best_clip_ratio", "weight_scale_for"]
 
 _CLIP_RATIOS = torch.linspace(1.0, 0.3, 15)
 
 
-def init_weight_scale(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Per-channel scale minimising the squared quantization error over clipping ratios
-    of max|w| (a grid search: at 2-4 bits clipping outliers beats the plain maximum)."""
-    flat = w.detach().flatten(1)
-    amax = flat.abs().amax(dim=1).clamp_min(1e-8)
+def weight_scale_for(w: torch.Tensor, bits: int, clip: torch.Tensor) -> torch.Tensor:
+    """Per-channel scale of ``w``: ``clip * max|w| / qmax`` (1 bit: the mean of |w|)."""
+    flat = w.detach().flatten(1).abs()
     if bits == 1:
-        return flat.abs().mean(dim=1).clamp_min(1e-8)
+        return flat.mean(dim=1).clamp_min(1e-8)
     _, qmax = int_range(bits, signed=True)
+    return (flat.amax(dim=1) * clip / qmax).clamp_min(1e-8)
+
+
+def best_clip_ratio(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-channel clipping ratio of max|w| with the least squared quantization error (a
+    grid search: at 2-4 bits clipping outliers beats the plain maximum)."""
+    flat = w.detach().flatten(1)
+    best = torch.ones(flat.shape[0], dtype=flat.dtype, device=flat.device)
+    if bits == 1:
+        return best
+    _, qmax = int_range(bits, signed=True)
+    amax = flat.abs().amax(dim=1).clamp_min(1e-8)
     best_err = torch.full_like(amax, float("inf"))
-    best = amax / qmax
     for ratio in _CLIP_RATIOS:
         scale = amax * ratio / qmax
         q = (flat / scale[:, None]).round().clamp(-qmax, qmax) * scale[:, None]
         err = (q - flat).pow(2).sum(dim=1)
         better = err < best_err
         best_err = torch.where(better, err, best_err)
-        best = torch.where(better, scale, best)
+        best = torch.where(better, torch.full_like(best, float(ratio)), best)
     return best
 
 
 class QuantLayer:
-    """Mixin state: weight and input-activation bits and their learnable scales."""
+    """Mixin state: weight and input-activation bits, the weights' clipping ratios and
+    the activations' scale (buffers, so a state dict restores them)."""
 
     weight: torch.Tensor
     weight_bits: int
     act_bits: int
-    weight_scale: nn.Parameter
-    act_scale: nn.Parameter
+    weight_clip: torch.Tensor
+    act_scale: torch.Tensor
 
     def _init_quant(self, weight_bits: int, act_bits: int) -> None:
         self.weight_bits = int(weight_bits)
         self.act_bits = int(act_bits)
-        self.weight_scale = nn.Parameter(init_weight_scale(self.weight, self.weight_bits))
-        self.act_scale = nn.Parameter(torch.ones(1))
+        self.register_buffer("weight_clip", best_clip_ratio(self.weight, self.weight_bits))
+        self.register_buffer("act_scale", torch.ones(1))
         # Buffers, so that a saved state dict restores them: calibrated on the first batch
         # seen unless calibrate_activation ran before; signed when that batch had negatives.
         self.register_buffer("act_calibrated", torch.tensor(False))
@@ -73,8 +85,12 @@ class QuantLayer:
         self.act_scale.copy_(clip / qmax)
         self.act_calibrated.fill_(True)
 
+    def weight_scale(self) -> torch.Tensor:
+        """The per-channel scale the weights are quantized with now."""
+        return weight_scale_for(self.weight, self.weight_bits, self.weight_clip)
+
     def quantized_weight(self) -> torch.Tensor:
-        return fake_quant_per_channel(self.weight, self.weight_scale, self.weight_bits)
+        return fake_quant_per_channel(self.weight, self.weight_scale(), self.weight_bits)
 
     def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.act_calibrated):
