@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from ..config import SearchConfig
-from ..data import Augmentation, DatasetSplits, LabelledImages, load_dataset, stratified_subset
-from ..errors import ConfigError, ModelError, MogaqnnError, RunDirError
-from ..expand import ModelGraph, analyze_model
+from ..data import DatasetSplits
+from ..errors import ConfigError, MogaqnnError, RunDirError
+from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
 from ..models._factory import resolve_model
-from ..quant import quantizable_layers
 from ..search import Evaluator, RunDir, resolve_device
-from ..train import TrainSettings, evaluate_accuracy, train_model
+from ..search._setup import expansion_graph, load_config_dataset, make_evaluator, search_space
+from ..train import evaluate_accuracy, train_model
 
 __all__ = [
     "RunContext",
@@ -93,19 +93,6 @@ def _read_checkpoint(path: Path, what: str) -> dict[str, Any]:
         raise RunDirError(f"{path} is corrupt or unreadable ({type(exc).__name__})") from exc
 
 
-def _analyse(base: nn.Module, example: torch.Tensor, mode: str) -> ModelGraph:
-    """The graph exactly as ``Search._analyse`` decides it (the log lines aside)."""
-    try:
-        graph = analyze_model(base, example)
-    except ModelError:
-        if mode == "strict":
-            raise
-        return ModelGraph(groups=[], bn_fold={})
-    if mode == "off":
-        return ModelGraph(groups=[], bn_fold=graph.bn_fold)
-    return graph
-
-
 def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunContext:
     """Read a run directory's config and FP32 base; ``model`` replaces the config's model
     for runs started from the Python API with a module (``python:...`` model names)."""
@@ -133,15 +120,8 @@ def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunConte
         ) from exc
     base.eval()
     example = torch.zeros(2, shape["in_channels"], shape["image_size"], shape["image_size"])
-    graph = _analyse(base, example, cfg.expansion)
-    space = SearchSpace(
-        layers=tuple(quantizable_layers(base)),
-        groups=tuple(g.name for g in graph.groups),
-        group_widths=tuple(g.width for g in graph.groups),
-        weight_bit_choices=cfg.weight_bits,
-        act_bit_choices=cfg.act_bits,
-        ratio_choices=cfg.expansion_ratios,
-    )
+    graph = expansion_graph(base, example, cfg.expansion)
+    space = search_space(cfg, base, graph)
     return RunContext(rd.root, cfg, base, float(ckpt.get("val_accuracy", float("nan"))),
                       graph, space, **shape)  # fmt: skip
 
@@ -156,34 +136,14 @@ def load_run_data(run: RunContext, data: DatasetSplits | None = None) -> Dataset
             f"{run.root} was searched on Python data ({cfg.dataset}); pass the same "
             "DatasetSplits as data="
         )
-    return load_dataset(
-        cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
-        image_size=cfg.image_size, channels=cfg.channels,
-    )  # fmt: skip
-
-
-def _subset(images: LabelledImages, n: int | None, seed: int) -> LabelledImages:
-    if n is None or n >= len(images):
-        return images
-    return images.subset(stratified_subset(images.y.numpy(), n, seed))
+    return load_config_dataset(cfg)
 
 
 def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = None) -> Evaluator:
     """An Evaluator equal to the one ``Search.run`` builds (subsets, budget, seed), without
     the evaluations log: evaluations made here are not trials of the search."""
-    cfg = run.config
-    aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
-    settings = TrainSettings(
-        epochs=cfg.search_epochs, lr=cfg.qat_lr, batch_size=cfg.batch_size,
-        optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, augmentation=aug,
-    )  # fmt: skip
-    return Evaluator(
-        base=run.base, graph=run.graph, space=run.space,
-        train_data=_subset(data.train, cfg.search_train_samples, cfg.seed),
-        val_data=_subset(data.val, cfg.search_val_samples, cfg.seed),
-        settings=settings, seed=cfg.seed, widen_noise=cfg.widen_noise,
-        device=resolve_device(device or cfg.device), log_path=None,
-    )  # fmt: skip
+    device_ = resolve_device(device or run.config.device)
+    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None)
 
 
 def trial_genome(run: RunContext, trial: int) -> Genome:

@@ -18,17 +18,25 @@ from torch import nn
 
 from .. import __version__
 from ..config import SearchConfig
-from ..data import Augmentation, DatasetSplits, load_dataset, stratified_subset
-from ..errors import ModelError, MogaqnnError, RunDirError
-from ..expand import ModelGraph, analyze_model
+from ..data import Augmentation, DatasetSplits
+from ..errors import MogaqnnError, RunDirError
+from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace
 from ..models._factory import resolve_model
-from ..quant import quantizable_layers
 from ..size import KIB_BITS, fp32_size_bits, model_size
-from ..train import TrainSettings, evaluate_accuracy, train_model
+from ..train import evaluate_accuracy, train_model
 from ._evaluate import Evaluator
 from ._rundir import RunDir, atomic_torch_save, atomic_write_text
 from ._select import choose_individual
+from ._setup import (
+    augmentation_for,
+    expansion_graph,
+    load_config_dataset,
+    make_evaluator,
+    search_space,
+    subset,
+    train_settings,
+)
 from ._study import (
     FAIL_REASON,
     Objective,
@@ -185,47 +193,20 @@ class Search:
         torch.manual_seed(cfg.seed)
         device = resolve_device(cfg.device)
         eval_device = resolve_device(cfg.devices[0]) if cfg.devices else device
-        data = self._user_data or load_dataset(
-            cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
-            image_size=cfg.image_size, channels=cfg.channels,
-        )  # fmt: skip
+        data = self._user_data or load_config_dataset(cfg)
         t0 = time.perf_counter()
         base = self._base_model(data, device, pretrain=pretrain)
         pretrain_s = time.perf_counter() - t0
-        graph = self._analyse(base, data)
-        space = SearchSpace(
-            layers=tuple(quantizable_layers(base)),
-            groups=tuple(g.name for g in graph.groups),
-            group_widths=tuple(g.width for g in graph.groups),
-            weight_bit_choices=cfg.weight_bits,
-            act_bit_choices=cfg.act_bits,
-            ratio_choices=cfg.expansion_ratios,
-        )
-        if not space.layers:
-            raise ModelError("the model has no Conv2d or Linear layer to quantize")
-        augmentation = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
-        evaluator = Evaluator(
-            base=base,
-            graph=graph,
-            space=space,
-            train_data=_subset(data.train, cfg.search_train_samples, cfg.seed),
-            val_data=_subset(data.val, cfg.search_val_samples, cfg.seed),
-            settings=self._settings(cfg.search_epochs, cfg.qat_lr, augmentation),
-            seed=cfg.seed,
-            widen_noise=cfg.widen_noise,
-            device=eval_device,
-            log_path=self.run_dir.evaluations_log,
+        example = data.train.x[:2].to(next(base.parameters()).device)
+        graph = expansion_graph(base, example, cfg.expansion, note=self.log)
+        space = search_space(cfg, base, graph)
+        augmentation = augmentation_for(cfg, data)
+        evaluator = make_evaluator(
+            cfg, base, graph, space, data, eval_device, self.run_dir.evaluations_log
         )
         return _Setup(data, base, graph, space, augmentation, evaluator, device, pretrain_s)
 
     # -- steps -----------------------------------------------------------------------
-    def _settings(self, epochs: float, lr: float, aug: Augmentation) -> TrainSettings:
-        c = self.config
-        return TrainSettings(
-            epochs=epochs, lr=lr, batch_size=c.batch_size, optimizer=c.optimizer,
-            weight_decay=c.weight_decay, augmentation=aug,
-        )  # fmt: skip
-
     def _build_fp32(self, data: DatasetSplits) -> nn.Module:
         if self._user_model is not None:
             return copy.deepcopy(self._user_model)
@@ -258,10 +239,9 @@ class Search:
                 "base.pt from the coordinator's run directory"
             )
         self.log(f"pretraining the FP32 {cfg.model} for {cfg.pretrain_epochs:g} epochs")
-        aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
         if cfg.pretrain_epochs > 0:
-            train_model(model, data.train, self._settings(cfg.pretrain_epochs, cfg.lr, aug),
-                        seed=cfg.seed, device=device)  # fmt: skip
+            settings = train_settings(cfg, cfg.pretrain_epochs, cfg.lr, augmentation_for(cfg, data))
+            train_model(model, data.train, settings, seed=cfg.seed, device=device)
         val = evaluate_accuracy(model, data.val, device=device)
         self.log(f"FP32 base: val accuracy {val:.2%}")
         atomic_torch_save(
@@ -272,29 +252,6 @@ class Search:
             path,
         )  # fmt: skip
         return model.eval()
-
-    def _analyse(self, base: nn.Module, data: DatasetSplits) -> ModelGraph:
-        mode = self.config.expansion
-        example = data.train.x[:2].to(next(base.parameters()).device)
-        try:
-            graph = analyze_model(base, example)
-        except ModelError as exc:
-            if mode == "strict":
-                raise
-            self.log(f"note: {exc}; searching bit widths only, without channel expansion")
-            return ModelGraph(groups=[], bn_fold={})
-        if mode == "off":
-            return ModelGraph(groups=[], bn_fold=graph.bn_fold)
-        if graph.not_widened:
-            if mode == "strict":
-                raise ModelError(
-                    f"expansion is strict but some channels cannot be widened: "
-                    f"{'; '.join(graph.not_widened)}"
-                )
-            self.log(
-                "note: these channels keep their width: " + "; ".join(graph.not_widened)
-            )
-        return graph
 
     def _evolve(self, setup: _Setup):
         cfg = self.config
@@ -339,7 +296,7 @@ class Search:
     def _final_models(self, evaluator, genome, base, data, aug, device) -> dict[str, Any]:
         """Train the chosen individual and the FP32 baseline the same way, test each once."""
         cfg = self.config
-        settings = self._settings(cfg.final_epochs, cfg.qat_lr, aug)
+        settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
         seed = cfg.seed
         quantized = evaluator.build(genome)
         fp32 = copy.deepcopy(base)
@@ -381,8 +338,8 @@ class Search:
             "dataset": {
                 "name": data.name, "train": len(data.train), "val": len(data.val),
                 "test": len(data.test), "classes": data.num_classes,
-                "search_train": len(_subset(data.train, cfg.search_train_samples, cfg.seed)),
-                "search_val": len(_subset(data.val, cfg.search_val_samples, cfg.seed)),
+                "search_train": len(subset(data.train, cfg.search_train_samples, cfg.seed)),
+                "search_val": len(subset(data.val, cfg.search_val_samples, cfg.seed)),
             },
             "model": {
                 "name": cfg.model, "parameters": base_params,
@@ -469,12 +426,6 @@ def search(
 
 
 # -- helpers ---------------------------------------------------------------------------
-def _subset(images, n: int | None, seed: int):
-    if n is None or n >= len(images):
-        return images
-    return images.subset(stratified_subset(images.y.numpy(), n, seed))
-
-
 def _fail_reason(t) -> str:
     if FAIL_REASON in t.user_attrs:
         return t.user_attrs[FAIL_REASON]
