@@ -23,11 +23,13 @@ demo: setup
 
 # Debian packages the tests read: the real Fashion-MNIST files and a PostgreSQL server.
 system-deps:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v pg_ctlcluster >/dev/null \
-	    && [ ! -x /usr/lib/postgresql/*/bin/initdb ]; then \
+	@missing=""; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && \
-		$$SUDO apt-get install -y -qq dataset-fashion-mnist postgresql >/dev/null; \
+		echo "installing Debian packages:$$missing"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: setup system-deps
