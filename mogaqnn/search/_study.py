@@ -553,11 +553,6 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return front
 
 
-def hypervolume_point(trials: Sequence[FrozenTrial]) -> tuple[float, float]:
-    sizes = [t.values[1] for t in trials]
-    return 1.0, (max(sizes) if sizes else 1.0) * 1.1
-
-
 def generation_summary(study: optuna.Study, generation: int, target: int) -> dict[str, Any]:
     trials = completed(study)
     gen = [t for t in trials if trial_generation(t) == generation]
