@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from optuna.samplers import NSGAIISampler
 from torch import nn
 
 from .. import __version__
@@ -150,7 +151,10 @@ class Search:
         search_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        last_population = sampler.get_parent_population(study, cfg.generations)
+        if isinstance(sampler, NSGAIISampler):
+            last_population = sampler.get_parent_population(study, cfg.generations)
+        else:  # random sampling has no generations: every evaluation is the population
+            last_population = completed(study)
         chosen, front = choose_individual(
             last_population, completed(study), cfg.select, cfg.max_size_kib
         )
@@ -261,7 +265,8 @@ class Search:
         done = len(completed(study))
         if done < target:
             self.log(
-                f"NSGA-II: population {cfg.population}, {cfg.generations} generations, "
+                f"{'NSGA-II' if cfg.sampler == 'nsga2' else 'random sampling'}: "
+                f"population {cfg.population}, {cfg.generations} generations, "
                 f"{len(space.parameters())} genes ({len(space.layers)} layers, "
                 f"{len(space.groups)} expansion groups)"
             )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.samplers import NSGAIISampler
+from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -70,7 +70,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"cannot open storage {url!r}: {exc}") from exc
 
 
-def make_sampler(config: SearchConfig) -> NSGAIISampler:
+def make_sampler(config: SearchConfig) -> BaseSampler:
+    """NSGA-II (the method), or random sampling of the same space (the baseline).
+
+    Random sampling has no generations: its "last population" is every completed trial,
+    and the size limit acts only in the final choice (RandomSampler takes no constraints).
+    """
+    if config.sampler == "random":
+        return RandomSampler(seed=config.seed)
+
     def constraints(trial: FrozenTrial) -> Sequence[float]:
         size = trial.user_attrs.get("size_bits")
         if config.max_size_kib is None or size is None:
@@ -87,7 +95,7 @@ def make_sampler(config: SearchConfig) -> NSGAIISampler:
     )
 
 
-def open_study(config: SearchConfig, storage_url: str, sampler: NSGAIISampler) -> optuna.Study:
+def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=STUDY_NAME,
