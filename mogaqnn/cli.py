@@ -1,4 +1,4 @@
-"""Command line: ``mogaqnn search|export|report|models|datasets``, a thin layer over the Python API.
+"""Command line: ``mogaqnn search|resume|worker|export|report|models|datasets``, over the API.
 
 Usage errors and every MogaqnnError become one line on stderr and exit status 2.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 
 from .config import FIELD_HELP, SearchConfig, load_toml
-from .errors import MogaqnnError
+from .errors import MogaqnnError, RunDirError
 
 __all__ = ["main"]
 
@@ -63,6 +63,48 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+# Flags that say how to run, which resume and worker accept (see RUN_IDENTITY_EXCLUDED).
+_RUN_FLAGS = ("workers", "devices", "device")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    for name in _RUN_FLAGS:
+        p.add_argument("--" + name, dest=name, default=None, metavar="VALUE",
+                       help=FIELD_HELP[name])  # fmt: skip
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .search import RunDir, Search
+
+    stored = RunDir(args.dir).load()
+    if stored.model.startswith("python:") or stored.dataset.startswith("python:"):
+        raise RunDirError(
+            f"{args.dir} is a run of a model or dataset given as a Python object; resume it "
+            "from Python: Search(config, model=..., data=...).run()"
+        )
+    changes = {"out": args.dir}
+    changes.update({k: getattr(args, k) for k in (*_RUN_FLAGS, "progress")
+                    if getattr(args, k) is not None})  # fmt: skip
+    config = SearchConfig.from_mapping({**stored.to_dict(), **changes}, "the command line")
+    result = Search(config).run()
+    print(result.table())
+    print(f"\nrun directory: {result.run_dir}")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .search import run_worker
+
+    # Validated like the search flags, so that bad values give the same one-line errors.
+    given = {k: getattr(args, k) for k in _RUN_FLAGS if getattr(args, k) is not None}
+    checked = SearchConfig.from_mapping(given, "the command line")
+    run_worker(
+        args.storage, args.study, args.out, workers=checked.workers,
+        device=checked.device if "device" in given else None, devices=checked.devices,
+    )  # fmt: skip
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from .models import create_model, list_models, model_entrypoint
 
@@ -111,6 +153,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "search": ("run a MOGAQNN search and train the chosen individual", _cmd_search),
+    "resume": ("continue the run in a run directory (after a kill, or with more workers)",
+               _cmd_resume),
+    "worker": ("evaluate individuals for a search whose study is in a database",
+               _cmd_worker),
     "export": ("export a run's trained individual: bit-packed file or ONNX", _cmd_export),
     "report": ("write a run's plots and HTML report into its directory", _cmd_report),
     "models": ("list the model zoo with parameter counts", _cmd_models),
@@ -129,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == "search":
             _add_config_flags(p)
+        if name == "resume":
+            p.add_argument("dir", metavar="DIR", help="the run directory (its config.json)")
+            _add_run_flags(p)
+            p.add_argument("--progress", dest="progress", default=None,
+                           action=argparse.BooleanOptionalAction, help=FIELD_HELP["progress"])
+        if name == "worker":
+            p.add_argument("--storage", required=True, metavar="URL",
+                           help="the coordinator's Optuna storage, e.g. postgresql://host/db")
+            p.add_argument("--study", default=SearchConfig.study, metavar="NAME",
+                           help="the coordinator's study name (default: %(default)s)")
+            p.add_argument("--out", required=True, metavar="DIR",
+                           help="a directory holding the coordinator's base.pt (shared or a "
+                           "copy); evaluations.log is written there")
+            _add_run_flags(p)
         if name in ("export", "report"):
             p.add_argument("run", metavar="RUN", help="run directory (a search's --out)")
         if name == "export":
@@ -160,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mogaqnn: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("mogaqnn: interrupted; run the same command again to resume", file=sys.stderr)
+        print("mogaqnn: interrupted; 'mogaqnn resume DIR' continues the run", file=sys.stderr)
         return 130
 
 

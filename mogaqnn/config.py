@@ -30,7 +30,9 @@ MIN_BITS, MAX_BITS = 1, 16
 
 # Keys that may change between two invocations of the same run (they say how to run it,
 # not what it computes): resuming with another device or worker count is the same run.
-RUN_IDENTITY_EXCLUDED = frozenset({"out", "device", "workers", "storage", "progress"})
+RUN_IDENTITY_EXCLUDED = frozenset(
+    {"out", "device", "devices", "workers", "storage", "study", "progress"}
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class SearchConfig:
     device: str = "auto"
     progress: bool = True
     storage: str | None = None
+    study: str = "mogaqnn"
     workers: int = 1
+    devices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -146,7 +150,10 @@ FIELD_HELP: dict[str, str] = {
     "device": "auto, cpu, cuda or cuda:N",
     "progress": "show a progress bar",
     "storage": "Optuna storage URL (default: a journal file in the run directory)",
+    "study": "study name in the storage (several runs can share one database)",
     "workers": "worker processes evaluating individuals in parallel",
+    "devices": "devices of the workers, e.g. cuda:0,cuda:1 (worker i runs on device i mod n; "
+    "default: --device for all)",
 }
 
 
@@ -177,6 +184,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if kind.startswith("tuple[int"):
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(int(v) for v in items if str(v).strip() != "")
+        if kind.startswith("tuple[str"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip() != "")
         if kind.startswith("tuple[float"):
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(float(v) for v in items if str(v).strip() != "")
@@ -264,7 +274,12 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError(f"max_size_kib is {c.max_size_kib}; it must be positive")
     if c.workers < 1:
         raise ConfigError(f"workers is {c.workers}; it must be at least 1")
+    if len(c.devices) > c.workers:
+        raise ConfigError(
+            f"devices lists {len(c.devices)} devices but workers is {c.workers}; give "
+            f"--workers {len(c.devices)} to run one worker per device"
+        )
+    if not c.study.strip():
+        raise ConfigError("study is empty; give a study name, e.g. mogaqnn")
     if c.augment_crop < 0:
         raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")
-
-

@@ -75,12 +75,9 @@ class CifarResNet(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
+        # No zero-init of the blocks' last BN scale here (unlike MobileNetV2 in this zoo): it
+        # dropped ResNet-20's 3-epoch MNIST-5k val accuracy to 49% (test 91% -> 51%).
         init_weights(self)
-        # Every block starts as its shortcut (last BN scale 0; Goyal et al. 2017, "Accurate,
-        # Large Minibatch SGD"): deep stacks then train quickly on the short budgets used here.
-        for block in self.modules():
-            if isinstance(block, BasicBlock):
-                nn.init.zeros_(block.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -24,6 +24,7 @@ from ..errors import RunDirError
 from ..export._rebuild import RunContext, load_run, load_run_data, read_result, run_evaluator
 from ..search import Evaluator, RunDir
 from ..search._rundir import atomic_write_text
+from ..train import TrainingDiverged
 
 __all__ = [
     "HV_REFERENCE",
@@ -107,7 +108,7 @@ def reference_points(
             stored = json.loads(path.read_text(encoding="utf-8"))["points"]
             keys = {p["genome_key"] for p in stored}
             if keys == {g.key() for g in genomes.values()}:
-                return [Point(p["label"], 1.0 - p["val_accuracy"], p["size_bits"]) for p in stored]
+                return _points(stored)
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             pass  # unreadable or of another space: evaluate again below
     if evaluator is None:
@@ -116,10 +117,14 @@ def reference_points(
     evaluator = dataclasses.replace(evaluator, log_path=None)
     stored = []
     for bits, genome in genomes.items():
-        ev = evaluator(genome)
-        stored.append({"label": f"uniform {bits}-bit", "weight_bits": bits, "act_bits": bits,
-                       "ratio": 1.0, "genome_key": genome.key(),
-                       "val_accuracy": ev.val_accuracy, "size_bits": ev.size_bits})  # fmt: skip
+        point = {"label": f"uniform {bits}-bit", "weight_bits": bits, "act_bits": bits,
+                 "ratio": 1.0, "genome_key": genome.key()}  # fmt: skip
+        try:
+            ev = evaluator(genome)
+        except TrainingDiverged as exc:  # as a search individual can: no point to plot
+            stored.append({**point, "failed": f"{type(exc).__name__}: {exc}"})
+            continue
+        stored.append({**point, "val_accuracy": ev.val_accuracy, "size_bits": ev.size_bits})
     cfg = run.config
     doc = {
         "about": "uniform-bit references, evaluated like every trial of the search",
@@ -128,7 +133,12 @@ def reference_points(
         "points": stored,
     }  # fmt: skip
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-    return [Point(p["label"], 1.0 - p["val_accuracy"], p["size_bits"]) for p in stored]
+    return _points(stored)
+
+
+def _points(stored: list[dict]) -> list[Point]:
+    return [Point(p["label"], 1.0 - p["val_accuracy"], p["size_bits"])
+            for p in stored if "failed" not in p]  # fmt: skip
 
 
 def _hypervolume(trials: list[Point], fp32_bits: int) -> list[tuple[int, float]]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,29 @@ import torch
 from ..config import SearchConfig
 from ..errors import RunDirError
 
-__all__ = ["RunDir", "atomic_write_text", "atomic_torch_save"]
+__all__ = ["RunDir", "atomic_write_text", "atomic_torch_save", "flocked"]
+
+# Files of ours that a killed process may leave behind in an otherwise empty directory:
+# the lock file and unfinished atomic writes.
+_LEFTOVER = re.compile(r"^(\.lock|\..+\.tmp)$")
+
+
+@contextmanager
+def flocked(path: Path, *, blocking: bool = True) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); yield its descriptor.
+
+    The kernel drops the lock when the holder dies, so a kill -9 never leaves a stale lock
+    behind (unlike lock files that need a grace period). Raises BlockingIOError when
+    ``blocking`` is False and another process holds it.
+    """
+    import fcntl  # POSIX only; imported here so that the package imports everywhere
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield fd
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -37,6 +62,8 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,6 +84,8 @@ class RunDir:
     result = property(lambda self: self.root / "result.json")
     pareto_csv = property(lambda self: self.root / "pareto.csv")
     evaluations_log = property(lambda self: self.root / "evaluations.log")
+    claims = property(lambda self: self.root / "claims")
+    lock_file = property(lambda self: self.root / ".lock")
 
     def storage_url(self, config: SearchConfig) -> str:
         return config.storage or f"journal:{self.journal}"
@@ -85,10 +114,44 @@ class RunDir:
                     "choose another --out or resume it with 'mogaqnn resume'"
                 )
             return True
-        if self.root.exists() and any(self.root.iterdir()):
+        if self.root.exists() and any(not _LEFTOVER.match(p.name) for p in self.root.iterdir()):
             raise RunDirError(
                 f"{self.root} is not empty and holds no mogaqnn run; choose another --out"
             )
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config, json.dumps(config.to_dict(), indent=2) + "\n")
         return False
+
+    def load(self) -> SearchConfig:
+        """The stored config of the run in this directory, for ``mogaqnn resume``."""
+        stored = self.stored_config()
+        if stored is None:
+            raise RunDirError(
+                f"{self.root} holds no mogaqnn run (no config.json); start one with "
+                "'mogaqnn search --out DIR'"
+            )
+        return stored
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run for this process: a second search or resume of it is refused."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise RunDirError(
+                    f"{self.root} is being run by another mogaqnn process (pid {pid}); wait "
+                    "for it to finish or stop it first"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            for leftover in self.root.glob(".*.tmp"):  # unfinished writes of a killed run
+                leftover.unlink(missing_ok=True)
+            yield
+        finally:
+            os.close(fd)  # releases the lock; a killed process releases it too

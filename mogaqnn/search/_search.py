@@ -8,6 +8,7 @@ import io
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,22 @@ from ._evaluate import Evaluator
 from ._rundir import RunDir, atomic_torch_save, atomic_write_text
 from ._select import choose_individual
 from ._study import (
-    IndividualFailed,
+    FAIL_REASON,
     Objective,
+    bind_run,
     completed,
-    fail_interrupted_trials,
+    evaluate_until_done,
     generation_summary,
     make_sampler,
+    next_step,
+    open_claims,
     open_study,
     pareto_front,
+    rerun_interrupted,
     trial_generation,
+    wait_for_running,
 )
+from ._workers import run_workers, sha256_file, worker_specs
 
 __all__ = ["Search", "SearchResult", "search", "resolve_device"]
 
@@ -56,6 +63,18 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MogaqnnError(f"device {name!r} was asked for but CUDA is not available here")
     return device
+
+
+@dataclass(frozen=True)
+class _Setup:
+    data: DatasetSplits
+    base: nn.Module
+    graph: ModelGraph
+    space: SearchSpace
+    augmentation: Augmentation
+    evaluator: Evaluator
+    device: torch.device
+    pretrain_s: float
 
 
 @dataclass(frozen=True)
@@ -105,55 +124,37 @@ class Search:
 
     # -- the pipeline --------------------------------------------------------------
     def run(self) -> SearchResult:
+        """Run the search, or continue the one its run directory holds."""
+        resumed = self.run_dir.prepare(self.config)
+        with self.run_dir.exclusive():
+            return self._run(resumed)
+
+    def _run(self, resumed: bool) -> SearchResult:
         cfg = self.config
         start = time.perf_counter()
-        resumed = self.run_dir.prepare(cfg)
         if resumed and self.run_dir.result.exists():
             self.log(f"{self.run_dir.root} already holds a finished run; its result:")
             return self._load_result()
         if resumed:
+            stored = self.run_dir.load()
+            if (stored.storage, stored.study) != (cfg.storage, cfg.study):
+                raise RunDirError(
+                    f"{self.run_dir.root} keeps its study in storage {stored.storage or 'journal'}"
+                    f" as {stored.study!r}; resume it with 'mogaqnn resume {self.run_dir.root}'"
+                )
             self.log(f"resuming the run in {self.run_dir.root}")
-        torch.manual_seed(cfg.seed)
-        device = resolve_device(cfg.device)
-        data = self._user_data or load_dataset(
-            cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
-            image_size=cfg.image_size, channels=cfg.channels,
-        )  # fmt: skip
+        setup = self.setup(pretrain=True)
+        data, base, graph, space = setup.data, setup.base, setup.graph, setup.space
+        evaluator, augmentation, device = setup.evaluator, setup.augmentation, setup.device
+        pretrain_s = setup.pretrain_s
         t0 = time.perf_counter()
-        base = self._base_model(data, device)
-        pretrain_s = time.perf_counter() - t0
-        graph = self._analyse(base, data)
-        space = SearchSpace(
-            layers=tuple(quantizable_layers(base)),
-            groups=tuple(g.name for g in graph.groups),
-            group_widths=tuple(g.width for g in graph.groups),
-            weight_bit_choices=cfg.weight_bits,
-            act_bit_choices=cfg.act_bits,
-            ratio_choices=cfg.expansion_ratios,
-        )
-        if not space.layers:
-            raise ModelError("the model has no Conv2d or Linear layer to quantize")
-        augmentation = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
-        evaluator = Evaluator(
-            base=base,
-            graph=graph,
-            space=space,
-            train_data=_subset(data.train, cfg.search_train_samples, cfg.seed),
-            val_data=_subset(data.val, cfg.search_val_samples, cfg.seed),
-            settings=self._settings(cfg.search_epochs, cfg.qat_lr, augmentation),
-            seed=cfg.seed,
-            widen_noise=cfg.widen_noise,
-            device=device,
-            log_path=self.run_dir.evaluations_log,
-        )
-        t0 = time.perf_counter()
-        study, sampler = self._evolve(evaluator, space)
+        study, sampler = self._evolve(setup)
         search_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         if isinstance(sampler, NSGAIISampler):
             last_population = sampler.get_parent_population(study, cfg.generations)
-        else:  # random sampling has no generations: every evaluation is the population
+        else:  # random sampling does not evolve: every evaluation is its population
             last_population = completed(study)
         chosen, front = choose_individual(
             last_population, completed(study), cfg.select, cfg.max_size_kib
@@ -181,6 +182,46 @@ class Search:
         self.log(f"report: {page}")
         return SearchResult(self.run_dir.root, result)
 
+    def setup(self, *, pretrain: bool) -> _Setup:
+        """Data, FP32 base, expansion graph, search space and evaluator. Workers call it
+        with ``pretrain=False``: they read the base that the coordinator trained."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        device = resolve_device(cfg.device)
+        eval_device = resolve_device(cfg.devices[0]) if cfg.devices else device
+        data = self._user_data or load_dataset(
+            cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed,
+            image_size=cfg.image_size, channels=cfg.channels,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        base = self._base_model(data, device, pretrain=pretrain)
+        pretrain_s = time.perf_counter() - t0
+        graph = self._analyse(base, data)
+        space = SearchSpace(
+            layers=tuple(quantizable_layers(base)),
+            groups=tuple(g.name for g in graph.groups),
+            group_widths=tuple(g.width for g in graph.groups),
+            weight_bit_choices=cfg.weight_bits,
+            act_bit_choices=cfg.act_bits,
+            ratio_choices=cfg.expansion_ratios,
+        )
+        if not space.layers:
+            raise ModelError("the model has no Conv2d or Linear layer to quantize")
+        augmentation = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
+        evaluator = Evaluator(
+            base=base,
+            graph=graph,
+            space=space,
+            train_data=_subset(data.train, cfg.search_train_samples, cfg.seed),
+            val_data=_subset(data.val, cfg.search_val_samples, cfg.seed),
+            settings=self._settings(cfg.search_epochs, cfg.qat_lr, augmentation),
+            seed=cfg.seed,
+            widen_noise=cfg.widen_noise,
+            device=eval_device,
+            log_path=self.run_dir.evaluations_log,
+        )
+        return _Setup(data, base, graph, space, augmentation, evaluator, device, pretrain_s)
+
     # -- steps -----------------------------------------------------------------------
     def _settings(self, epochs: float, lr: float, aug: Augmentation) -> TrainSettings:
         c = self.config
@@ -197,7 +238,9 @@ class Search:
             image_size=data.image_size,
         )  # fmt: skip
 
-    def _base_model(self, data: DatasetSplits, device: torch.device) -> nn.Module:
+    def _base_model(
+        self, data: DatasetSplits, device: torch.device, *, pretrain: bool
+    ) -> nn.Module:
         """The pretrained FP32 base, from the run directory when it was trained before."""
         cfg = self.config
         model = self._build_fp32(data)
@@ -213,6 +256,11 @@ class Search:
                 ) from exc
             self.log(f"FP32 base read from {path} (val accuracy {ckpt['val_accuracy']:.2%})")
             return model.to(device).eval()
+        if not pretrain:
+            raise RunDirError(
+                f"{path} is missing: workers evaluate from the coordinator's FP32 base; copy "
+                "base.pt from the coordinator's run directory"
+            )
         self.log(f"pretraining the FP32 {cfg.model} for {cfg.pretrain_epochs:g} epochs")
         aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
         if cfg.pretrain_epochs > 0:
@@ -252,60 +300,45 @@ class Search:
             )
         return graph
 
-    def _evolve(self, evaluator: Evaluator, space: SearchSpace):
+    def _evolve(self, setup: _Setup):
         cfg = self.config
+        url = self.run_dir.storage_url(cfg)
         sampler = make_sampler(cfg)
-        study = open_study(cfg, self.run_dir.storage_url(cfg), sampler)
-        interrupted = fail_interrupted_trials(study)
-        if interrupted:
-            self.log(f"{interrupted} interrupted evaluation(s) will run again")
-        target = cfg.population * cfg.generations
-        objective = Objective(space, evaluator)
-        reported = {trial_generation(t) for t in completed(study)}
-        done = len(completed(study))
-        if done < target:
+        study = open_study(cfg, url, sampler)
+        bind_run(study, cfg, sha256_file(self.run_dir.base_checkpoint))
+        # With the journal, every worker is a child of this process: what is RUNNING now was
+        # interrupted. A database may have live remote workers: heartbeats find their dead.
+        rerun = rerun_interrupted(study, every_running=url.startswith("journal:"))
+        if rerun:
+            self.log(f"{rerun} interrupted evaluation(s) will run again")
+        progress = _Progress(self.log, study, cfg)
+        if not progress.finished():
             self.log(
                 f"{'NSGA-II' if cfg.sampler == 'nsga2' else 'random sampling'}: "
                 f"population {cfg.population}, {cfg.generations} generations, "
-                f"{len(space.parameters())} genes ({len(space.layers)} layers, "
-                f"{len(space.groups)} expansion groups)"
+                f"{len(setup.space.parameters())} genes ({len(setup.space.layers)} layers, "
+                f"{len(setup.space.groups)} expansion groups), {cfg.workers} worker(s)"
             )
-        bar = self.log.bar(total=target, initial=done, desc="search")
-        reported = {g for g in reported if g is not None} if done else set()
-
-        def after_trial(study, trial) -> None:
-            n = len(completed(study))
-            bar.n = n
-            gen = trial_generation(trial)
-            bar.set_postfix_str(f"gen {min((gen or 0) + 1, cfg.generations)}/{cfg.generations}")
-            bar.refresh()
-            if gen is None or gen in reported:
-                return
-            if sum(trial_generation(t) == gen for t in completed(study)) >= cfg.population:
-                reported.add(gen)
-                s = generation_summary(study, gen, target)
-                self.log.line(
-                    f"gen {gen + 1}/{cfg.generations}: best val acc "
-                    f"{s['best_val_accuracy']:.2%}, smallest on front "
-                    f"{s['smallest_front_kib']:.2f} KiB, evaluations {s['evaluations']}/{target}, "
-                    f"cache hits {s['cache_hits']}, failed {s['failed']}"
-                )
-
         try:
-            while done < target:
-                failed = len(study.get_trials(deepcopy=False, states=(_FAIL,)))
-                if failed >= max(target, 8):
-                    raise MogaqnnError(
-                        f"{failed} evaluations failed (see pareto.csv's fail_reason); "
-                        "the search stops: try a lower qat_lr or allow more bits"
-                    )
-                study.optimize(
-                    objective, n_trials=target - done, catch=(IndividualFailed,),
-                    callbacks=[after_trial], gc_after_trial=False,
+            if cfg.workers == 1:
+                claims = open_claims(url, cfg.study, self.run_dir.claims)
+                objective = Objective(setup.space, setup.evaluator, claims)
+                evaluate_until_done(
+                    study, objective, cfg, callbacks=[lambda study, trial: progress.update()]
+                )
+            else:
+                specs = worker_specs(
+                    cfg, url, seeds=[cfg.seed + i for i in range(cfg.workers)],
+                    model=self._user_model, data=self._user_data,
                 )  # fmt: skip
-                done = len(completed(study))
+                run_workers(
+                    specs, on_tick=progress.update,
+                    resume_hint=f"run 'mogaqnn resume {self.run_dir.root}' to continue",
+                )  # fmt: skip
+            wait_for_running(study)
+            progress.update()
         finally:
-            bar.close()
+            progress.close()
         return study, sampler
 
     def _final_models(self, evaluator, genome, base, data, aug, device) -> dict[str, Any]:
@@ -417,7 +450,7 @@ class Search:
                 t.number, trial_generation(t), t.state.name, ua.get("val_accuracy", ""),
                 ua.get("size_kib", ""), ua.get("size_bits", ""), int(bool(ua.get("cache_hit"))),
                 int(t.number in last), int(t.number in on_front), int(t.number == chosen.number),
-                ua.get("fail_reason", ""), *(t.params.get(p, "") for p in params),
+                _fail_reason(t), *(t.params.get(p, "") for p in params),
             ])  # fmt: skip
         atomic_write_text(self.run_dir.pareto_csv, buf.getvalue())
 
@@ -441,20 +474,61 @@ def search(
 
 
 # -- helpers ---------------------------------------------------------------------------
-from optuna.trial import TrialState as _TS  # noqa: E402
-
-_FAIL = _TS.FAIL
-
-
 def _subset(images, n: int | None, seed: int):
     if n is None or n >= len(images):
         return images
     return images.subset(stratified_subset(images.y.numpy(), n, seed))
 
 
+def _fail_reason(t) -> str:
+    if FAIL_REASON in t.user_attrs:
+        return t.user_attrs[FAIL_REASON]
+    return "interrupted (its genome was queued again)" if t.state.name == "FAIL" else ""
+
+
 def _genome_dict(genome: Genome) -> dict[str, Any]:
     return {"weight_bits": list(genome.weight_bits), "act_bits": list(genome.act_bits),
             "ratios": list(genome.ratios)}  # fmt: skip
+
+
+class _Progress:
+    """The bar and one line per completed generation, read from the study, so it counts
+    the trials of every worker."""
+
+    def __init__(self, log: _Printer, study, cfg: SearchConfig) -> None:
+        self.log, self.study, self.cfg = log, study, cfg
+        counts = self._counts()
+        self.reported = {g for g, n in counts.items() if n >= cfg.population}
+        target = cfg.population * cfg.generations
+        self.bar = log.bar(total=target, initial=sum(counts.values()), desc="search")
+
+    def _counts(self) -> Counter:
+        gens = (trial_generation(t) for t in completed(self.study))
+        return Counter(g for g in gens if g is not None)
+
+    def finished(self) -> bool:
+        return next_step(self.study, self.cfg.population, self.cfg.generations) == "done"
+
+    def update(self) -> None:
+        cfg, counts = self.cfg, self._counts()
+        self.bar.n = sum(counts.values())
+        gen = max(counts, default=0)
+        self.bar.set_postfix_str(f"gen {min(gen + 1, cfg.generations)}/{cfg.generations}")
+        self.bar.refresh()
+        for g in sorted(counts):
+            if g in self.reported or counts[g] < cfg.population:
+                continue
+            self.reported.add(g)
+            s = generation_summary(self.study, g, self.bar.total)
+            self.log.line(
+                f"gen {g + 1}/{cfg.generations}: best val acc {s['best_val_accuracy']:.2%}, "
+                f"smallest on front {s['smallest_front_kib']:.2f} KiB, evaluations "
+                f"{s['evaluations']}/{s['target']}, cache hits {s['cache_hits']}, "
+                f"failed {s['failed']}"
+            )
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class _Printer:

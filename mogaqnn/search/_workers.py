@@ -1,0 +1,224 @@
+"""Worker processes: N on this machine (``--workers N``) or on other machines against one
+database (``mogaqnn worker``). Each worker rebuilds the evaluator from the run's config and
+the FP32 base checkpoint, then runs the shared loop of ``_study.evaluate_until_done``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import SearchConfig
+from ..errors import ConfigError, MogaqnnError, RunDirError
+from ._rundir import RunDir
+from ._study import (
+    Objective,
+    evaluate_until_done,
+    load_run_study,
+    make_sampler,
+    open_claims,
+    open_study,
+)
+
+__all__ = ["WorkerSpec", "worker_specs", "run_workers", "evaluate_as_worker", "run_worker"]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What one worker process needs; sent to it pickled (multiprocessing spawn)."""
+
+    config: SearchConfig  # the run's config; out is the run directory on this machine
+    storage_url: str
+    index: int
+    device: str
+    threads: int
+    seed: int | None  # the worker's NSGA-II seed; None: from the OS (remote workers)
+    parent_pid: int
+    model: Any = None  # a Python model / data object of an API run (None: from the config)
+    data: Any = None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def worker_specs(
+    config: SearchConfig,
+    storage_url: str,
+    *,
+    seeds: Sequence[int | None],
+    model: Any = None,
+    data: Any = None,
+) -> list[WorkerSpec]:
+    """One spec per worker: devices round-robin over ``config.devices`` (default: the one
+    ``config.device``), CPU workers sharing the cores equally."""
+    n = config.workers
+    devices = [config.devices[i % len(config.devices)] if config.devices else config.device
+               for i in range(n)]  # fmt: skip
+    cpu_workers = sum(not d.startswith("cuda") for d in devices) or 1
+    share = max(1, (os.cpu_count() or 1) // cpu_workers)
+    return [
+        WorkerSpec(
+            config=config,
+            storage_url=storage_url,
+            index=i,
+            device=devices[i],
+            threads=1 if devices[i].startswith("cuda") else share,
+            seed=seeds[i],
+            parent_pid=os.getpid(),
+            model=model,
+            data=data,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda: True) -> None:
+    """Build the evaluator from the run's FP32 base and evaluate until the study is done."""
+    from ._search import Search
+
+    config = spec.config.replace(device=spec.device, devices=(), progress=False)
+    search = Search(config, model=spec.model, data=spec.data)
+    setup = search.setup(pretrain=False)
+    study = open_study(config, spec.storage_url, make_sampler(config, seed=spec.seed))
+    claims = open_claims(spec.storage_url, config.study, search.run_dir.claims)
+    objective = Objective(setup.space, setup.evaluator, claims)
+    evaluate_until_done(study, objective, config, keep_going=keep_going)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker must not outlive its parent: after a kill -9 of the parent, orphans would
+    keep writing to a study that a resumed run treats as theirs no longer."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # died before prctl took effect
+        os._exit(1)
+
+
+def _worker_main(spec: WorkerSpec, errors: Any) -> None:
+    _die_with_parent(spec.parent_pid)
+    torch.set_num_threads(spec.threads)
+    try:
+        evaluate_as_worker(spec, keep_going=lambda: os.getppid() == spec.parent_pid)
+    except MogaqnnError as exc:
+        errors.put(str(exc))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_workers(
+    specs: Sequence[WorkerSpec],
+    *,
+    on_tick: Callable[[], None] | None = None,
+    resume_hint: str = "",
+    tick_s: float = 1.0,
+) -> None:
+    """Run the workers in spawned processes until all are done; the first to fail stops
+    the others and raises (its trials run again when the run resumes)."""
+    ctx = mp.get_context("spawn")
+    errors = ctx.SimpleQueue()
+    procs = [
+        ctx.Process(target=_worker_main, args=(s, errors), name=f"mogaqnn-worker-{s.index}")
+        for s in specs
+    ]
+    try:
+        for p in procs:
+            try:
+                p.start()
+            except (pickle.PicklingError, AttributeError, TypeError) as exc:
+                raise MogaqnnError(
+                    f"workers > 1 send the model and data to each worker process and these "
+                    f"cannot be pickled ({exc}); use workers = 1 or a model from a module"
+                ) from exc
+        while True:
+            wait([p.sentinel for p in procs if p.exitcode is None], timeout=tick_s)
+            if on_tick is not None:
+                on_tick()
+            failed = [p for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                if not errors.empty():
+                    raise MogaqnnError(errors.get())
+                p = failed[0]
+                raise MogaqnnError(
+                    f"{p.name} stopped with exit code {p.exitcode} (its error is above); "
+                    f"{resume_hint or 'run the same command again to continue'}"
+                )
+            if all(p.exitcode == 0 for p in procs):
+                return
+    finally:
+        for p in procs:
+            if p.exitcode is None and p.pid is not None:
+                p.terminate()
+        for p in procs:
+            if p.pid is not None:
+                p.join(timeout=30)
+
+
+def run_worker(
+    storage_url: str,
+    study_name: str,
+    out: str,
+    *,
+    workers: int = 1,
+    device: str | None = None,
+    devices: tuple[str, ...] = (),
+    log: Callable[[str], None] = print,
+) -> None:
+    """``mogaqnn worker``: evaluate for a coordinator's study in a database."""
+    if storage_url.startswith("journal:"):
+        raise ConfigError(
+            "mogaqnn worker needs a database storage such as postgresql://...; to run "
+            "several workers on one machine use 'mogaqnn search --workers N'"
+        )
+    config, base_sha = load_run_study(
+        storage_url, study_name,
+        on_wait=lambda: log(f"waiting for the coordinator to start study {study_name!r}"),
+    )  # fmt: skip
+    if config.model.startswith("python:") or config.dataset.startswith("python:"):
+        raise RunDirError(
+            f"study {study_name!r} searches a model or dataset given as a Python object; "
+            "remote workers need a zoo model or a 'package.module:factory' and a named dataset"
+        )
+    changes: dict[str, Any] = {
+        "out": out, "storage": storage_url, "study": study_name, "progress": False,
+        "workers": workers, "devices": list(devices),
+    }  # fmt: skip
+    if device is not None:
+        changes["device"] = device
+    config = SearchConfig.from_mapping({**config.to_dict(), **changes}, "the command line")
+    base = RunDir(out).base_checkpoint
+    if not base.exists() or sha256_file(base) != base_sha:
+        state = "is missing" if not base.exists() else "differs from the coordinator's"
+        raise RunDirError(
+            f"{base} {state}; copy base.pt from the coordinator's run directory into {out} "
+            f"(sha256 {base_sha[:16]}...)"
+        )
+    specs = worker_specs(config, storage_url, seeds=[None] * workers)
+    log(f"worker on {socket.gethostname()}: {workers} process(es) evaluating study {study_name!r}")
+    t0 = time.perf_counter()
+    if workers == 1:
+        evaluate_as_worker(specs[0])
+    else:
+        run_workers(specs)
+    log(f"study {study_name!r} is complete ({time.perf_counter() - t0:.0f} s here)")
