@@ -25,6 +25,7 @@ __all__ = ["SearchConfig", "load_toml", "FIELD_HELP", "RUN_IDENTITY_EXCLUDED"]
 SELECTION_RULES = ("accuracy", "smallest")
 EXPANSION_MODES = ("auto", "off", "strict")
 OPTIMIZERS = ("adam", "sgd")
+SAMPLERS = ("nsga2", "random")
 MIN_BITS, MAX_BITS = 1, 16
 
 # Keys that may change between two invocations of the same run (they say how to run it,
@@ -55,6 +56,7 @@ class SearchConfig:
     crossover_prob: float = 0.9
     swapping_prob: float = 0.5
     mutation_prob: float | None = None
+    sampler: str = "nsga2"
     # data
     val_fraction: float = 0.1
     search_train_samples: int | None = 2000
@@ -126,6 +128,8 @@ FIELD_HELP: dict[str, str] = {
     "crossover_prob": "probability that a child is made by crossover",
     "swapping_prob": "probability that uniform crossover takes a gene from the other parent",
     "mutation_prob": "per-gene mutation probability (default 1/number of genes)",
+    "sampler": "nsga2 (MOGAQNN) or random (Optuna's RandomSampler over the same space and "
+    "budget, the baseline of benchmarks/paper_table.py)",
     "val_fraction": "fraction of the training data held out as the validation split",
     "search_train_samples": "stratified training subset for each evaluation (0: all)",
     "search_val_samples": "stratified validation subset for each evaluation (0: all)",
@@ -262,6 +266,8 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError(
             f"expansion is {c.expansion!r}; choose one of {', '.join(EXPANSION_MODES)}"
         )
+    if c.sampler not in SAMPLERS:
+        raise ConfigError(f"sampler is {c.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if c.optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer is {c.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if c.max_size_kib is not None and c.max_size_kib <= 0:

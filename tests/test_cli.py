@@ -94,6 +94,19 @@ def test_finished_run_directory_is_reported_not_rerun(tiny_run):
     assert (out / "result.json").read_text() == before
 
 
+def test_random_sampler_evaluates_the_same_budget(tmp_path):
+    out = tmp_path / "random"
+    proc = run_cli("search", "--sampler", "random", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["config"]["sampler"] == "random"
+    s = result["search"]
+    assert s["evaluations"] == 4 * 2  # population x generations, as NSGA-II gets
+    # nothing evolves: the choice is made from every completed evaluation
+    assert len(s["last_population"]) == s["evaluations"]
+    assert set(s["front"]) <= set(s["last_population"])
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -105,6 +118,7 @@ def test_finished_run_directory_is_reported_not_rerun(tiny_run):
         (["--expansion-ratios", ","], "expansion_ratios is an empty set"),
         (["--population", "3"], "population is 3; it must be at least 4"),
         (["--generations", "0"], "generations is 0; it must be at least 1"),
+        (["--sampler", "cmaes"], "sampler is 'cmaes'; choose one of nsga2, random"),
         (["--population", "many"], "population = 'many', which is not a valid int"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],

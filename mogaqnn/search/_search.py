@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from optuna.samplers import NSGAIISampler
 from torch import nn
 
 from .. import __version__
@@ -159,7 +160,10 @@ class Search:
         search_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        last_population = sampler.get_parent_population(study, cfg.generations)
+        if isinstance(sampler, NSGAIISampler):
+            last_population = sampler.get_parent_population(study, cfg.generations)
+        else:  # random sampling does not evolve: every evaluation is its population
+            last_population = completed(study)
         chosen, front = choose_individual(
             last_population, completed(study), cfg.select, cfg.max_size_kib
         )
@@ -267,7 +271,8 @@ class Search:
         progress = _Progress(self.log, study, cfg)
         if not progress.finished():
             self.log(
-                f"NSGA-II: population {cfg.population}, {cfg.generations} generations, "
+                f"{'NSGA-II' if cfg.sampler == 'nsga2' else 'random sampling'}: "
+                f"population {cfg.population}, {cfg.generations} generations, "
                 f"{len(setup.space.parameters())} genes ({len(setup.space.layers)} layers, "
                 f"{len(setup.space.groups)} expansion groups), {cfg.workers} worker(s)"
             )

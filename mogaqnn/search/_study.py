@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
-from optuna.samplers import NSGAIISampler
+from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import BaseJournalFileLock
@@ -172,9 +172,17 @@ def _may_be_schema_race(exc: Exception) -> bool:
     return isinstance(exc, (sa.exc.IntegrityError, sa.exc.ProgrammingError))
 
 
-def make_sampler(config: SearchConfig, seed: int | None = None) -> NSGAIISampler:
-    """``seed`` defaults to the run's; parallel workers each need their own, or they would
-    all propose the same genomes at the same moment."""
+def make_sampler(config: SearchConfig, seed: int | None = None) -> BaseSampler:
+    """NSGA-II (the method), or random sampling of the same space (the baseline).
+
+    ``seed`` defaults to the run's; parallel workers each need their own, or they would
+    all propose the same genomes at the same moment. Random sampling has no generations:
+    its "last population" is every completed trial, and the size limit acts only in the
+    final choice (RandomSampler takes no constraints).
+    """
+    if config.sampler == "random":
+        return GenerationalRandomSampler(config.population, seed=config.seed if seed is None
+                                         else seed)  # fmt: skip
 
     def constraints(trial: FrozenTrial) -> Sequence[float]:
         size = trial.user_attrs.get("size_bits")
@@ -192,7 +200,27 @@ def make_sampler(config: SearchConfig, seed: int | None = None) -> NSGAIISampler
     )
 
 
-def open_study(config: SearchConfig, storage_url: str, sampler: NSGAIISampler) -> optuna.Study:
+class GenerationalRandomSampler(RandomSampler):
+    """Random sampling whose trials are numbered in generations of ``population_size`` by
+    NSGA-II's rule (BaseGASampler.get_trial_generation), stored under NSGA-II's key, so the
+    stopping rule, the progress lines and the report's hypervolume count them alike."""
+
+    def __init__(self, population_size: int, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        self.population_size = population_size
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        super().before_trial(study, trial)
+        if trial_generation(trial) is not None:
+            return
+        counts = Counter(trial_generation(t) for t in completed(study))
+        newest = max((g for g in counts if g is not None), default=0)
+        gen = newest if counts[newest] < self.population_size else newest + 1
+        study._storage.set_trial_system_attr(trial._trial_id,
+                                             NSGAIISampler._get_generation_key(), gen)  # fmt: skip
+
+
+def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=config.study,
