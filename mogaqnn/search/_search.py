@@ -464,7 +464,12 @@ class _Progress:
         cfg, counts = self.cfg, self._counts()
         self.bar.n = sum(counts.values())
         gen = max(counts, default=0)
-        self.bar.set_postfix_str(f"gen {min(gen + 1, cfg.generations)}/{cfg.generations}")
+        done = min(counts.get(gen, 0), cfg.population)
+        if done == cfg.population and gen + 1 < cfg.generations:
+            gen, done = gen + 1, 0  # the next generation is filling up
+        self.bar.set_postfix_str(
+            f"gen {gen + 1}/{cfg.generations}, eval {done}/{cfg.population}"
+        )
         self.bar.refresh()
         for g in sorted(counts):
             if g in self.reported or counts[g] < cfg.population:
