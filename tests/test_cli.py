@@ -183,3 +183,17 @@ def test_non_empty_directory_without_a_run_is_refused(tmp_path, capsys):
     assert main(["search", "--out", str(tmp_path)]) == 2
     assert "holds no mogaqnn run" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_corrupt_base_checkpoint_is_one_clear_line(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    config = json.loads((out / "config.json").read_text())
+    config["out"] = str(broken)
+    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "base.pt").write_bytes(b"not a checkpoint")
+    assert main(["resume", str(broken), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken / 'base.pt'} is corrupt or unreadable" in err
+    assert len(err.strip().splitlines()) == 1

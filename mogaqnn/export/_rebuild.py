@@ -26,6 +26,7 @@ from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
 from ..models._factory import resolve_model
 from ..search import Evaluator, RunDir, resolve_device
+from ..search._rundir import read_checkpoint
 from ..search._setup import expansion_graph, load_config_dataset, make_evaluator, search_space
 from ..train import evaluate_accuracy, train_model
 
@@ -84,15 +85,6 @@ def parse_individual(value: str | int) -> Individual:
     )
 
 
-def _read_checkpoint(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise RunDirError(f"{path.parent} has no {path.name}; {what}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise RunDirError(f"{path} is corrupt or unreadable ({type(exc).__name__})") from exc
-
-
 def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunContext:
     """Read a run directory's config and FP32 base; ``model`` replaces the config's model
     for runs started from the Python API with a module (``python:...`` model names)."""
@@ -102,7 +94,7 @@ def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunConte
     cfg = rd.stored_config()
     if cfg is None:
         raise RunDirError(f"{rd.root} holds no mogaqnn run (no config.json); give a search's --out")
-    ckpt = _read_checkpoint(rd.base_checkpoint, "the search has not pretrained its base yet")
+    ckpt = read_checkpoint(rd.base_checkpoint, "the search has not pretrained its base yet")
     shape = {k: int(ckpt[k]) for k in ("in_channels", "num_classes", "image_size")}
     if model is None:
         if cfg.model.startswith("python:"):
@@ -167,7 +159,7 @@ def trial_genome(run: RunContext, trial: int) -> Genome:
 
 
 def _final_model(run: RunContext) -> tuple[nn.Module, Genome]:
-    ckpt = _read_checkpoint(RunDir(run.root).final_checkpoint,
+    ckpt = read_checkpoint(RunDir(run.root).final_checkpoint,
                             "the search has not finished; resume it first")  # fmt: skip
     try:
         genome = Genome(

@@ -23,7 +23,7 @@ from ..data import DatasetSplits
 from ..errors import RunDirError
 from ..export._rebuild import RunContext, load_run, load_run_data, read_result, run_evaluator
 from ..search import Evaluator, RunDir
-from ..search._rundir import atomic_write_text
+from ..search._rundir import atomic_write_text, read_checkpoint
 from ..train import TrainingDiverged
 
 __all__ = [
@@ -156,8 +156,7 @@ def _hypervolume(trials: list[Point], fp32_bits: int) -> list[tuple[int, float]]
 
 
 def _out_widths(path: Path, layers: list[str]) -> dict[str, int]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    sd = ckpt["state_dict"]
+    sd = read_checkpoint(path, "the search has not pretrained its base yet")["state_dict"]
     return {n: int(sd[f"{n}.weight"].shape[0]) for n in layers if f"{n}.weight" in sd}
 
 

@@ -16,7 +16,9 @@ import torch
 from ..config import SearchConfig
 from ..errors import RunDirError
 
-__all__ = ["RunDir", "atomic_write_text", "atomic_torch_save", "flocked"]
+__all__ = [
+    "RunDir", "atomic_torch_save", "atomic_write_text", "flocked", "read_checkpoint",
+]
 
 # Files of ours that a killed process may leave behind in an otherwise empty directory:
 # the lock file and unfinished atomic writes.
@@ -68,6 +70,20 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_checkpoint(path: Path, missing_hint: str) -> dict[str, Any]:
+    """A checkpoint of the run directory, read safely (``weights_only``), or one clear
+    RunDirError naming the file and what to do."""
+    if not path.is_file():
+        raise RunDirError(f"{path.parent} has no {path.name}; {missing_hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise RunDirError(
+            f"{path} is corrupt or unreadable ({type(exc).__name__}); delete it or use "
+            "another run directory"
+        ) from exc
 
 
 class RunDir:
