@@ -14,10 +14,11 @@ import platform
 import tempfile
 from pathlib import Path
 
+import optuna
 import torch
 
 import mogaqnn
-from mogaqnn.search._study import STUDY_NAME, open_storage
+from mogaqnn.search._study import open_storage
 
 
 def main() -> None:
@@ -34,8 +35,8 @@ def main() -> None:
                                       seed=args.seed, out=str(out), progress=False)  # fmt: skip
         mogaqnn.search(config)
         result = json.loads((out / "result.json").read_text())
-        study = mogaqnn.search._study.optuna.load_study(
-            study_name=STUDY_NAME, storage=open_storage(f"journal:{out / 'study.journal'}")
+        study = optuna.load_study(
+            study_name=config.study, storage=open_storage(f"journal:{out / 'study.journal'}")
         )
         trials = [t for t in study.trials if t.state.name == "COMPLETE"]
         inside = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
