@@ -17,6 +17,7 @@ from ._ops import fake_quant_per_channel, fake_quant_per_tensor, int_range
 __all__ = ["QuantLayer", "QuantConv2d", "QuantLinear", "best_clip_ratio", "weight_scale_for"]
 
 _CLIP_RATIOS = torch.linspace(1.0, 0.3, 15)
+_CALIBRATION_SAMPLE = 65_536
 
 
 def weight_scale_for(w: torch.Tensor, bits: int, clip: torch.Tensor) -> torch.Tensor:
@@ -79,9 +80,12 @@ class QuantLayer:
         self.act_is_signed.fill_(bool((x < 0).any()))
         _, qmax = int_range(self.act_bits, self.act_signed)
         flat = x.detach().abs().flatten()
-        if flat.numel() > 1_000_000:
-            flat = flat[torch.randperm(flat.numel(), device=flat.device)[:1_000_000]]
-        clip = torch.quantile(flat.float(), 0.999).clamp_min(1e-5)
+        if flat.numel() > _CALIBRATION_SAMPLE:  # an evenly strided sample is plenty
+            idx = torch.linspace(0, flat.numel() - 1, _CALIBRATION_SAMPLE, device=flat.device)
+            flat = flat[idx.long()]
+        # kthvalue selects in linear time; torch.quantile sorts (it was half the build time)
+        k = max(1, round(0.999 * flat.numel()))
+        clip = flat.float().kthvalue(k).values.clamp_min(1e-5)
         self.act_scale.copy_(clip / qmax)
         self.act_calibrated.fill_(True)
 

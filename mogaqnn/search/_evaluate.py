@@ -20,7 +20,7 @@ from ..train import TrainSettings, evaluate_accuracy, train_model
 
 __all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES"]
 
-CALIBRATION_SAMPLES = 256
+CALIBRATION_SAMPLES = 128
 
 
 @dataclass(frozen=True)
