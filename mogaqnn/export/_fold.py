@@ -9,7 +9,7 @@ scale is >= 0, as ONNX's DequantizeLinear expects.
 The same representation feeds the packed file and the ONNX graph, and
 :func:`build_dequantized` turns it back into a torch module: the model's own architecture
 with each quantized layer replaced by a :class:`DequantConv2d` / :class:`DequantLinear`
-whose weight is ``codes * scale`` and whose input is fake-quantized at the learned scale.
+whose weight is ``codes * scale`` and whose input is fake-quantized at the calibrated scale.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def fold_model(model: nn.Module, bn_fold: Mapping[str, str]) -> FoldedModel:
 
 
 class _DequantLayer:
-    """Input fake-quantized at the learned per-tensor scale; weight already ``codes*scale``.
+    """Input fake-quantized at the calibrated per-tensor scale; weight already ``codes*scale``.
 
     With ``onnx_export`` set, the quantizers use the ops that torch's ONNX exporter turns
     into QuantizeLinear/DequantizeLinear (8-bit types), with a Clip to the narrower range

@@ -3,7 +3,7 @@
 Weights are int8 initializers holding the integer codes (inside the narrower range of
 their bit width, BatchNorm folded into the per-channel scales), each read through a
 per-channel DequantizeLinear. The input of every quantized layer goes through
-Clip -> QuantizeLinear -> DequantizeLinear at the learned scale: uint8 after a ReLU, int8
+Clip -> QuantizeLinear -> DequantizeLinear at the calibrated scale: uint8 after a ReLU, int8
 when signed. ONNX has 8-bit types only, so the Clip to ``[qmin * s, qmax * s]`` makes a
 ``b``-bit quantizer of the 8-bit one (``b <= 8``; codes never exceed the 8-bit range).
 

@@ -161,7 +161,7 @@ def load_packed(path: str | os.PathLike[str], model: nn.Module | None = None) ->
 
     The architecture is the header's zoo model (or ``model``, the same FP32 architecture,
     for models given to the search as Python modules), each quantized layer holding
-    ``codes * scale`` with BatchNorm folded and quantizing its input at the learned scale,
+    ``codes * scale`` with BatchNorm folded and quantizing its input at the calibrated scale,
     so it predicts what the trained fake-quantized model predicts. Raises
     :class:`~mogaqnn.errors.ExportError` for a corrupt, truncated or foreign file.
     """
