@@ -101,6 +101,15 @@ class QuantLayer:
             self.calibrate_activation(x)
         return fake_quant_per_tensor(x, self.act_scale, self.act_bits, self.act_signed)
 
+    @torch.no_grad()
+    def _take_float(self, layer: nn.Module, weight_bits: int, act_bits: int):
+        """Copy the float layer's weight and bias, then set up the quantizers."""
+        self.weight.copy_(layer.weight)
+        if layer.bias is not None:
+            self.bias.copy_(layer.bias)  # type: ignore[attr-defined]
+        self._init_quant(weight_bits, act_bits)
+        return self
+
     def extra_repr(self) -> str:  # type: ignore[override]
         base = super().extra_repr()  # type: ignore[misc]
         sign = "s" if self.act_signed else "u"
@@ -123,12 +132,7 @@ class QuantConv2d(QuantLayer, nn.Conv2d):
             device=conv.weight.device,
             dtype=conv.weight.dtype,
         )
-        with torch.no_grad():
-            q.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                q.bias.copy_(conv.bias)
-        q._init_quant(weight_bits, act_bits)
-        return q
+        return q._take_float(conv, weight_bits, act_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(self.quantized_input(x), self.quantized_weight(), self.bias)
@@ -144,12 +148,7 @@ class QuantLinear(QuantLayer, nn.Linear):
             device=linear.weight.device,
             dtype=linear.weight.dtype,
         )
-        with torch.no_grad():
-            q.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                q.bias.copy_(linear.bias)
-        q._init_quant(weight_bits, act_bits)
-        return q
+        return q._take_float(linear, weight_bits, act_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)
