@@ -24,11 +24,13 @@ from mogaqnn.quant import calibrate, quantizable_layers
 BATCH = 128
 
 
-def _step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    model.train()
+def step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+               opt: torch.optim.Optimizer | None = None):  # fmt: skip
+    """A function that runs one training step of ``model`` on (x, y) and returns its time."""
+    opt = opt or torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step() -> float:
+        model.train()
         t = time.perf_counter()
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
@@ -50,7 +52,7 @@ def measure(name: str, in_channels: int, size: int, repeats: int, bits: int) -> 
                         tuple(g.width for g in graph.groups), (bits,), (bits,), (1.0,))  # fmt: skip
     qat = build_individual(fp32, graph, space, space.uniform(bits, bits))
     calibrate(qat, x)
-    steps = {"fp32": _step_timer(fp32, x, y), "qat": _step_timer(qat, x, y)}
+    steps = {"fp32": step_timer(fp32, x, y), "qat": step_timer(qat, x, y)}
     for s in steps.values():  # warm-up: allocator, oneDNN primitive caches
         for _ in range(3):
             s()

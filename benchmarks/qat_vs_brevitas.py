@@ -30,8 +30,8 @@ import time
 import brevitas
 import brevitas.nn as qnn
 import torch
-import torch.nn.functional as F
 from brevitas.quant import Int8WeightPerChannelFloat
+from qat_overhead import step_timer  # benchmarks/ is on sys.path when run as a script
 from torch import nn
 
 from mogaqnn.data import load_dataset
@@ -87,25 +87,12 @@ def mogaqnn_copy(fp32: nn.Module, example: torch.Tensor, calib: torch.Tensor) ->
     return model
 
 
-def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
-    opt = torch.optim.Adam(model.parameters(), lr=QAT_LR)
-
-    def step() -> float:
-        model.train()
-        t = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return time.perf_counter() - t
-
-    return step
-
-
 def step_times(models: dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor,
                repeats: int) -> dict[str, float]:  # fmt: skip
     """Median step time of each, steps interleaved (on copies: the trained models stay)."""
-    steps = {k: _step(copy.deepcopy(m), x, y) for k, m in models.items()}
+    copies = {k: copy.deepcopy(m) for k, m in models.items()}
+    steps = {k: step_timer(m, x, y, torch.optim.Adam(m.parameters(), lr=QAT_LR))
+             for k, m in copies.items()}  # fmt: skip
     for s in steps.values():  # warm-up: allocator, primitive caches, Brevitas' stats
         for _ in range(3):
             s()

@@ -26,7 +26,7 @@ from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
 from ..models._factory import resolve_model
 from ..search import Evaluator, RunDir, resolve_device
-from ..search._rundir import read_checkpoint
+from ..search._rundir import load_weights, read_checkpoint
 from ..search._setup import expansion_graph, load_config_dataset, make_evaluator, search_space
 from ..train import evaluate_accuracy, train_model
 
@@ -104,12 +104,7 @@ def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunConte
             )
         model = resolve_model(cfg.model, **shape)
     base = copy.deepcopy(model).cpu()
-    try:
-        base.load_state_dict(ckpt["state_dict"])
-    except Exception as exc:
-        raise RunDirError(
-            f"{rd.base_checkpoint} does not fit the model {cfg.model} ({type(exc).__name__})"
-        ) from exc
+    load_weights(base, ckpt, rd.base_checkpoint, f"the model {cfg.model}")
     base.eval()
     example = torch.zeros(2, shape["in_channels"], shape["image_size"], shape["image_size"])
     graph = expansion_graph(base, example, cfg.expansion)
@@ -174,12 +169,7 @@ def _final_model(run: RunContext) -> tuple[nn.Module, Genome]:
         raise RunDirError(f"the genome in {run.root / 'final.pt'} does not fit the run's model")
     # Weights and calibrated scales all come from the checkpoint: noise and seed are moot.
     model = build_individual(run.base, run.graph, run.space, genome)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except Exception as exc:
-        raise RunDirError(
-            f"{run.root / 'final.pt'} does not fit the rebuilt model ({type(exc).__name__})"
-        ) from exc
+    load_weights(model, ckpt, run.root / "final.pt", "the rebuilt model")
     return model.eval(), genome
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..config import SearchConfig
 from ..errors import RunDirError
 
 __all__ = [
-    "RunDir", "atomic_torch_save", "atomic_write_text", "flocked", "read_checkpoint",
+    "RunDir", "atomic_torch_save", "atomic_write_text", "flocked", "load_weights",
+    "read_checkpoint",
 ]
 
 # Files of ours that a killed process may leave behind in an otherwise empty directory:
@@ -84,6 +86,14 @@ def read_checkpoint(path: Path, missing_hint: str) -> dict[str, Any]:
             f"{path} is corrupt or unreadable ({type(exc).__name__}); delete it or use "
             "another run directory"
         ) from exc
+
+
+def load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, what: str) -> None:
+    """Load ``ckpt["state_dict"]`` into ``model``, or one RunDirError naming the file."""
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception as exc:  # missing/unexpected keys, shape mismatches, a bad layout
+        raise RunDirError(f"{path} does not fit {what} ({type(exc).__name__})") from exc
 
 
 class RunDir:

@@ -27,7 +27,7 @@ from ..models._factory import resolve_model
 from ..size import KIB_BITS, fp32_size_bits, model_size
 from ..train import evaluate_accuracy, train_model
 from ._evaluate import Evaluator
-from ._rundir import RunDir, atomic_torch_save, atomic_write_text, read_checkpoint
+from ._rundir import RunDir, atomic_torch_save, atomic_write_text, load_weights, read_checkpoint
 from ._select import choose_individual
 from ._setup import (
     augmentation_for,
@@ -228,13 +228,7 @@ class Search:
         path = self.run_dir.base_checkpoint
         if path.exists():
             ckpt = read_checkpoint(path, "")
-            try:
-                model.load_state_dict(ckpt["state_dict"])
-            except Exception as exc:
-                raise RunDirError(
-                    f"{path} does not fit the model ({type(exc).__name__}); "
-                    "delete it to pretrain again"
-                ) from exc
+            load_weights(model, ckpt, path, "the model; delete it to pretrain again")
             self.log(f"FP32 base read from {path} (val accuracy {ckpt['val_accuracy']:.2%})")
             return model.to(device).eval()
         if not pretrain:
