@@ -36,10 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import moocore
 import numpy as np
 import optuna
 import torch
-from optuna._hypervolume import compute_hypervolume
 
 import mogaqnn
 from mogaqnn.data import Augmentation, load_dataset
@@ -119,7 +119,7 @@ def evaluated_points(run_dir: Path, fp32_bits: int) -> np.ndarray:
 def hypervolume(points: np.ndarray, ref: tuple[float, float]) -> float:
     r = np.array(ref)
     inside = points[np.all(points < r, axis=1)]  # points outside the box add nothing
-    return float(compute_hypervolume(inside, r)) if len(inside) else 0.0
+    return float(moocore.hypervolume(inside, ref=r)) if len(inside) else 0.0
 
 
 def run_search(config: mogaqnn.SearchConfig) -> dict[str, Any]:
@@ -263,7 +263,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{sum(c['wall_s'] for c in cells.values()) / 60:.1f} min  ",
         f"Size limit of both searches: FP32 size / {COMPRESSION_TARGET:g}. Every model gets "
         "the same total epochs (pretrain + final). Accuracy deltas are against the FP32 "
-        "baseline; \"width ratio\" is parameters / FP32 parameters.",
+        'baseline; "width ratio" is parameters / FP32 parameters.',
         "",
     ]
     missed = []
@@ -305,8 +305,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines.append(f"hypervolume, reference ({ref_key}): MOGAQNN {h['mogaqnn']:.4f}, "
                          f"random {h['random']:.4f}, ratio {ratio}  ")  # fmt: skip
         lines.append("")
-    lines.append(f"Cells where MOGAQNN's test accuracy is below FP32: "
-                 f"{', '.join(missed) if missed else 'none'} ({len(missed)} of {len(cells)}).")
+    lines.append(
+        f"Cells where MOGAQNN's test accuracy is below FP32: "
+        f"{', '.join(missed) if missed else 'none'} ({len(missed)} of {len(cells)})."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import moocore
 import numpy as np
 import torch
-from optuna._hypervolume import compute_hypervolume
 
 from ..data import DatasetSplits
 from ..errors import RunDirError
@@ -151,7 +151,7 @@ def _hypervolume(trials: list[Point], fp32_bits: int) -> list[tuple[int, float]]
         pts = np.array([(t.error, t.size_bits / fp32_bits) for t in trials
                         if t.generation is not None and t.generation <= g])  # fmt: skip
         pts = pts[np.all(pts < ref, axis=1)] if len(pts) else pts
-        out.append((g, float(compute_hypervolume(pts, ref)) if len(pts) else 0.0))
+        out.append((g, float(moocore.hypervolume(pts, ref=ref)) if len(pts) else 0.0))
     return out
 
 

@@ -273,7 +273,7 @@ class Search:
         try:
             if cfg.workers == 1:
                 claims = open_claims(url, cfg.study, self.run_dir.claims)
-                objective = Objective(setup.space, setup.evaluator, claims)
+                objective = Objective(setup.space, setup.evaluator, claims, cfg.max_size_kib)
                 evaluate_until_done(
                     study, objective, cfg, callbacks=[lambda study, trial: progress.update()]
                 )

@@ -24,7 +24,6 @@ import optuna
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchConfig
@@ -54,6 +53,7 @@ __all__ = [
 
 STUDY_NAME = "mogaqnn"  # the default study name (SearchConfig.study)
 GENOME_KEY = "genome_key"
+GENERATION = "generation"
 FAIL_REASON = "fail_reason"
 WORKER = "worker"  # "host:pid" of the process that ran the trial
 CONFIG_ATTR = "mogaqnn_config"  # study user attrs: what a remote worker rebuilds the run from
@@ -71,10 +71,11 @@ def worker_id() -> str:
 
 
 # -- storage ---------------------------------------------------------------------------------
-class _FlockLock(BaseJournalFileLock):
+class _FlockLock:
     """The journal's write lock as an ``flock``: released by the kernel when its holder dies,
     so a process killed while writing never leaves a stale lock (Optuna's lock files wait out
-    a grace period of 30 s instead)."""
+    a grace period of 30 s instead). JournalFileBackend's ``lock_obj`` documents the two
+    methods it calls, ``acquire`` and ``release``; their base class is not exported."""
 
     def __init__(self, journal: Path) -> None:
         self.path = journal.with_name(journal.name + ".flock")
@@ -184,40 +185,30 @@ def make_sampler(config: SearchConfig, seed: int | None = None) -> BaseSampler:
         return GenerationalRandomSampler(config.population, seed=config.seed if seed is None
                                          else seed)  # fmt: skip
 
-    def constraints(trial: FrozenTrial) -> Sequence[float]:
-        size = trial.user_attrs.get("size_bits")
-        if config.max_size_kib is None or size is None:
-            return (0.0,)
-        return (size / KIB_BITS - config.max_size_kib,)
-
     return NSGAIISampler(
         population_size=config.population,
         crossover_prob=config.crossover_prob,
         swapping_prob=config.swapping_prob,
         mutation_prob=config.mutation_prob,
         seed=config.seed if seed is None else seed,
-        constraints_func=constraints if config.max_size_kib is not None else None,
-    )
+    )  # the size limit: Objective sets it per trial (Trial.set_constraint)
 
 
 class GenerationalRandomSampler(RandomSampler):
     """Random sampling whose trials are numbered in generations of ``population_size`` by
-    NSGA-II's rule (BaseGASampler.get_trial_generation), stored under NSGA-II's key, so the
-    stopping rule, the progress lines and the report's hypervolume count them alike."""
+    NSGA-II's rule (BaseGASampler.get_trial_generation), so the stopping rule, the progress
+    lines and the report's hypervolume count them alike."""
 
     def __init__(self, population_size: int, seed: int | None = None) -> None:
         super().__init__(seed=seed)
         self.population_size = population_size
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        super().before_trial(study, trial)
+    def get_trial_generation(self, study: optuna.Study, trial: FrozenTrial) -> int:
         if trial_generation(trial) is not None:
-            return
+            return trial_generation(trial)  # type: ignore[return-value]
         counts = Counter(trial_generation(t) for t in completed(study))
         newest = max((g for g in counts if g is not None), default=0)
-        gen = newest if counts[newest] < self.population_size else newest + 1
-        study._storage.set_trial_system_attr(trial._trial_id,
-                                             NSGAIISampler._get_generation_key(), gen)  # fmt: skip
+        return newest if counts[newest] < self.population_size else newest + 1
 
 
 def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> optuna.Study:
@@ -350,7 +341,8 @@ def open_claims(storage_url: str, study_name: str, folder: Path) -> Claims:
 
 # -- the objective ---------------------------------------------------------------------------
 def trial_generation(trial: FrozenTrial) -> int | None:
-    return trial.system_attrs.get(NSGAIISampler._get_generation_key())
+    """The generation the sampler assigned to ``trial`` (stored by the Objective)."""
+    return trial.user_attrs.get(GENERATION)
 
 
 def completed(study: optuna.Study) -> list[FrozenTrial]:
@@ -358,11 +350,10 @@ def completed(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def _trial_by_number(study: optuna.Study, number: int) -> FrozenTrial | None:
-    try:
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    except KeyError:
-        return None
-    return study._storage.get_trial(trial_id)
+    for t in study.get_trials(deepcopy=False):
+        if t.number == number:
+            return t
+    return None
 
 
 def _finished_result(t: FrozenTrial | None) -> bool:
@@ -394,6 +385,7 @@ class Objective:
     space: SearchSpace
     evaluate: Callable[[Genome], Evaluation]
     claims: Claims
+    max_size_kib: float | None = None  # NSGA-II prefers individuals within it (a constraint)
     worker: str = field(default_factory=worker_id)
     poll_s: float = POLL_S
 
@@ -404,7 +396,7 @@ class Objective:
         }
         genome = self.space.decode(params)
         key = genome.key()
-        _ensure_generation(trial)
+        _store_generation(trial)
         trial.set_user_attr(WORKER, self.worker)
         trial.set_user_attr(GENOME_KEY, key)
         earlier = self._trained_by(trial, key)
@@ -417,6 +409,7 @@ class Objective:
                 raise IndividualFailed(reason)
             for k in ("val_accuracy", "size_bits", "size_kib"):
                 trial.set_user_attr(k, earlier.user_attrs[k])
+            self._constrain(trial, earlier.user_attrs["size_bits"])
             return tuple(earlier.values)  # type: ignore[return-value]
         try:
             result = self.evaluate(genome)
@@ -430,7 +423,13 @@ class Objective:
         trial.set_user_attr("seconds", result.seconds)
         trial.set_user_attr("train_seconds", result.train_seconds + result.val_seconds)
         trial.set_user_attr("cache_hit", False)
+        self._constrain(trial, result.size_bits)
         return 1.0 - result.val_accuracy, float(result.size_bits)
+
+    def _constrain(self, trial: optuna.Trial, size_bits: int) -> None:
+        """Feasible when <= 0: KiB over the size limit."""
+        if self.max_size_kib is not None:
+            trial.set_constraint("size_over_limit_kib", size_bits / KIB_BITS - self.max_size_kib)
 
     def _trained_by(self, trial: optuna.Trial, key: str) -> FrozenTrial | None:
         """The finished trial that evaluated ``key``, waiting for it if another worker is
@@ -450,14 +449,14 @@ class Objective:
             time.sleep(self.poll_s)
 
 
-def _ensure_generation(trial: optuna.Trial) -> None:
-    """A queued trial (an interrupted genome run again) gets all its parameters fixed, and
-    NSGA-II then never assigns it a generation; assign it by NSGA-II's own rule."""
-    sampler, study = trial.study.sampler, trial.study
-    if isinstance(sampler, NSGAIISampler):
-        frozen = study._storage.get_trial(trial._trial_id)
-        if trial_generation(frozen) is None:
-            sampler.get_trial_generation(study, frozen)
+def _store_generation(trial: optuna.Trial) -> None:
+    """Ask the sampler for the trial's generation (NSGA-II assigns it by its own rule, also
+    to a queued trial whose parameters are all fixed) and keep it in the trial's user attrs,
+    where every reader finds it without the sampler's private key."""
+    study = trial.study
+    frozen = _trial_by_number(study, trial.number)
+    if frozen is not None and hasattr(study.sampler, "get_trial_generation"):
+        trial.set_user_attr(GENERATION, study.sampler.get_trial_generation(study, frozen))
 
 
 def _earlier_result(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
@@ -496,8 +495,8 @@ def rerun_interrupted(study: optuna.Study, *, every_running: bool) -> int:
         if not every_running and not _pid_gone(t.user_attrs.get(WORKER), host):
             continue
         try:
-            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
+            study.tell(t.number, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             continue  # it finished meanwhile
         _requeue(study, t)
         n += 1

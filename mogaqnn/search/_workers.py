@@ -99,7 +99,7 @@ def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda
     setup = search.setup(pretrain=False)
     study = open_study(config, spec.storage_url, make_sampler(config, seed=spec.seed))
     claims = open_claims(spec.storage_url, config.study, search.run_dir.claims)
-    objective = Objective(setup.space, setup.evaluator, claims)
+    objective = Objective(setup.space, setup.evaluator, claims, config.max_size_kib)
     evaluate_until_done(study, objective, config, keep_going=keep_going)
 
 
