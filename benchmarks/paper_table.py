@@ -44,9 +44,10 @@ import torch
 import mogaqnn
 from mogaqnn.data import Augmentation, load_dataset
 from mogaqnn.errors import MogaqnnError
-from mogaqnn.export._rebuild import load_run, run_evaluator
 from mogaqnn.models import create_model
-from mogaqnn.search._study import STUDY_NAME, open_storage
+from mogaqnn.run import load_run
+from mogaqnn.search import run_evaluator
+from mogaqnn.search._store import STUDY_NAME, open_storage
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
 from mogaqnn.train import TrainSettings, evaluate_accuracy, train_model
 

@@ -18,7 +18,7 @@ import optuna
 import torch
 
 import mogaqnn
-from mogaqnn.search._study import open_storage
+from mogaqnn.search._store import open_storage
 
 
 def main() -> None:

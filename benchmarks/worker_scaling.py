@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from mogaqnn import Search, SearchConfig  # noqa: E402
-from mogaqnn.search import RunDir  # noqa: E402
-from mogaqnn.search._study import open_storage  # noqa: E402
+from mogaqnn.run import RunDir  # noqa: E402
+from mogaqnn.search._store import open_storage  # noqa: E402
 
 
 def run(args: list[str], threads: int) -> None:

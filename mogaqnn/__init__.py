@@ -5,15 +5,15 @@
 >>> print(result.table())  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
+from ._pipeline import search
+from ._version import __version__
 from .config import SearchConfig
 from .data import DatasetSplits, LabelledImages, list_datasets, load_dataset
 from .errors import ConfigError, DatasetError, ExportError, ModelError, MogaqnnError, RunDirError
 from .export import load_packed
 from .genome import Genome, SearchSpace, build_individual
 from .models import create_model, list_models, register_model
-from .search import Search, SearchResult, search
+from .search import Search, SearchResult
 from .size import fp32_size_bits, model_size
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "SearchSpace",
+    "__version__",
     "build_individual",
     "create_model",
     "fp32_size_bits",

@@ -54,10 +54,11 @@ def _config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from ._pipeline import run_and_report
     from .search import Search
 
     config = _config_from_args(args)
-    result = Search(config).run()
+    result = run_and_report(Search(config))
     print(result.table())
     print(f"\nrun directory: {result.run_dir}")
     return 0
@@ -74,7 +75,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from .search import RunDir, Search
+    from ._pipeline import run_and_report
+    from .run import RunDir
+    from .search import Search
 
     stored = RunDir(args.dir).load()
     if stored.model.startswith("python:") or stored.dataset.startswith("python:"):
@@ -82,11 +85,21 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             f"{args.dir} is a run of a model or dataset given as a Python object; resume it "
             "from Python: Search(config, model=..., data=...).run()"
         )
+    if args.truncate_journal:
+        from .search import truncate_journal
+
+        cut = truncate_journal(RunDir(args.dir).journal)
+        print(
+            "the study journal is intact; nothing was cut" if cut is None else
+            f"cut the study journal at its damaged line {cut[0]}, keeping {cut[1]} records "
+            f"(the whole file is kept as {RunDir(args.dir).journal}.damaged)",
+            file=sys.stderr,
+        )  # fmt: skip
     changes = {"out": args.dir}
     changes.update({k: getattr(args, k) for k in (*_RUN_FLAGS, "progress")
                     if getattr(args, k) is not None})  # fmt: skip
     config = SearchConfig.from_mapping({**stored.to_dict(), **changes}, "the command line")
-    result = Search(config).run()
+    result = run_and_report(Search(config))
     print(result.table())
     print(f"\nrun directory: {result.run_dir}")
     return 0
@@ -180,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
             _add_run_flags(p)
             p.add_argument("--progress", dest="progress", default=None,
                            action=argparse.BooleanOptionalAction, help=FIELD_HELP["progress"])
+            p.add_argument("--truncate-journal", action="store_true",
+                           help="cut a damaged study journal before its first damaged line, "
+                           "keeping the evaluations recorded before it")  # fmt: skip
         if name == "worker":
             p.add_argument("--storage", required=True, metavar="URL",
                            help="the coordinator's Optuna storage, e.g. postgresql://host/db")

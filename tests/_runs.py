@@ -12,7 +12,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from mogaqnn.search._study import FAIL_REASON, GENOME_KEY, open_storage, trial_generation
+from mogaqnn.search._store import open_storage
+from mogaqnn.search._trials import FAIL_REASON, GENOME_KEY, trial_generation
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny budgets; 16 possible genomes (4 expansion groups x 2 ratios), so that identical

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mogaqnn.search._study import TableClaims, database_url
+from mogaqnn.search._claims import TableClaims
+from mogaqnn.search._store import database_url
 from tests._runs import (
     SMALL_SPACE,
     check_nothing_lost_or_trained_twice,

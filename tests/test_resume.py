@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mogaqnn.cli import main
-from mogaqnn.search._study import _repair_journal
+from mogaqnn.search._store import _repair_journal
 from tests._runs import (
     SMALL_SPACE,
     check_nothing_lost_or_trained_twice,
@@ -90,7 +90,7 @@ def test_resume_of_a_directory_without_a_run(tmp_path, capsys):
 
 def test_a_running_run_directory_is_not_run_twice(tmp_path):
     from mogaqnn.errors import RunDirError
-    from mogaqnn.search import RunDir
+    from mogaqnn.run import RunDir
 
     run = RunDir(tmp_path)
     with run.exclusive():
@@ -100,3 +100,33 @@ def test_a_running_run_directory_is_not_run_twice(tmp_path):
                 pass
     with RunDir(tmp_path).exclusive():  # released
         pass
+
+
+def test_a_damaged_journal_line_is_named_and_can_be_cut(tiny_run_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run_dir, out)
+    (out / "result.json").unlink()  # unfinished: resume opens the study
+    journal = out / "study.journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    bad = len(lines) * 2 // 3  # a record in the middle, not a torn last line
+    lines[bad] = b'{"op_code": 5, "worker_id": \x00garbage\n'
+    journal.write_bytes(b"".join(lines))
+
+    proc = run_cli("resume", str(out), "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"mogaqnn: error: the study journal {journal} is damaged at line {bad + 1}; "
+        f"'mogaqnn resume {out} --truncate-journal' keeps the {bad} records before it (the "
+        "evaluations they hold) and runs the rest again"
+    ]
+
+    proc = run_cli("resume", str(out), "--no-progress", "--truncate-journal")
+    assert proc.returncode == 0, proc.stderr
+    assert f"cut the study journal at its damaged line {bad + 1}, keeping {bad} records" in (
+        proc.stderr
+    )
+    assert (out / "study.journal.damaged").read_bytes() == b"".join(lines)
+    assert journal.read_bytes().startswith(b"".join(lines[:bad]))
+    assert json.loads((out / "result.json").read_text())["search"]["evaluations"] >= 8

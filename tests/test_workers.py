@@ -7,7 +7,7 @@ import pytest
 
 from mogaqnn.config import SearchConfig
 from mogaqnn.errors import ConfigError
-from mogaqnn.search._study import FileClaims, TableClaims
+from mogaqnn.search._claims import FileClaims, TableClaims
 from tests._runs import (
     SMALL_SPACE,
     check_nothing_lost_or_trained_twice,

@@ -5,11 +5,12 @@
 >>> model = load_packed("runs/x/model.mogaqnn")  # a torch module predicting as trained
 """
 
+from ..run import RunContext, load_run, load_run_data
 from ._container import ContainerInfo, container_info
 from ._fold import DequantConv2d, DequantLinear
 from ._onnx import OnnxExport, export_onnx, onnx_predict, write_onnx
 from ._packed import PackedExport, export_packed, load_packed, write_packed
-from ._rebuild import RunContext, RunModel, load_run, load_run_data, load_run_model
+from ._rebuild import RunModel, load_run_model
 
 __all__ = [
     "ContainerInfo",

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ExportError
 from ..models._factory import resolve_model
 from ..size import model_size

@@ -1,63 +1,36 @@
-"""Rebuild a trained model from a run directory: the one function export and report use.
+"""Rebuild a trained model of a run: the one function export uses.
 
-The run directory holds the resolved config, the FP32 base (``base.pt``) and the chosen
-individual after its final training (``final.pt``). The quantized network is rebuilt the
-way the search built it (base -> graph analysis -> widen + quantize by the genome) and the
-trained weights are loaded on top; a non-chosen individual is instead trained again
-exactly as the search's Evaluator trained it (same subset, budget and seed).
+The chosen individual after its final training (``final.pt``) is rebuilt the way the search
+built it (base -> graph analysis -> widen + quantize by the genome) and the trained weights
+are loaded on top; a non-chosen individual is instead trained again exactly as the search's
+Evaluator trained it (same subset, budget and seed).
 """
 
 from __future__ import annotations
 
-import copy
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
-from ..config import SearchConfig
 from ..data import DatasetSplits
 from ..errors import ConfigError, MogaqnnError, RunDirError
-from ..expand import ModelGraph
-from ..genome import Genome, SearchSpace, build_individual
-from ..models._factory import resolve_model
-from ..search import Evaluator, RunDir, resolve_device
-from ..search._rundir import load_weights, read_checkpoint
-from ..search._setup import expansion_graph, load_config_dataset, make_evaluator, search_space
+from ..genome import Genome, build_individual
+from ..run import (
+    RunContext,
+    RunDir,
+    load_run,
+    load_run_data,
+    load_weights,
+    read_checkpoint,
+    trial_genome,
+)
+from ..search import run_evaluator
 from ..train import evaluate_accuracy, train_model
 
-__all__ = [
-    "RunContext",
-    "RunModel",
-    "load_run",
-    "load_run_data",
-    "load_run_model",
-    "parse_individual",
-    "read_result",
-    "run_evaluator",
-    "trial_genome",
-]
+__all__ = ["RunModel", "load_run_model", "parse_individual"]
 
 Individual = str | int  # "chosen" or a trial number of pareto.csv
-
-
-@dataclass
-class RunContext:
-    """What every rebuild of a run starts from: its config, FP32 base, graph and space."""
-
-    root: Path
-    config: SearchConfig
-    base: nn.Module  # the pretrained FP32 model, eval mode, on the CPU
-    base_val_accuracy: float
-    graph: ModelGraph  # as the search used it (expansion "off" keeps only bn_fold)
-    space: SearchSpace
-    in_channels: int
-    num_classes: int
-    image_size: int
 
 
 @dataclass
@@ -83,74 +56,6 @@ def parse_individual(value: str | int) -> Individual:
     raise ConfigError(
         f"individual must be 'chosen' or a trial number from pareto.csv, got {value!r}"
     )
-
-
-def load_run(run_dir: str | Path, *, model: nn.Module | None = None) -> RunContext:
-    """Read a run directory's config and FP32 base; ``model`` replaces the config's model
-    for runs started from the Python API with a module (``python:...`` model names)."""
-    rd = RunDir(run_dir)
-    if not rd.root.is_dir():
-        raise RunDirError(f"{rd.root} is not a directory; give the --out directory of a search")
-    cfg = rd.stored_config()
-    if cfg is None:
-        raise RunDirError(f"{rd.root} holds no mogaqnn run (no config.json); give a search's --out")
-    ckpt = read_checkpoint(rd.base_checkpoint, "the search has not pretrained its base yet")
-    shape = {k: int(ckpt[k]) for k in ("in_channels", "num_classes", "image_size")}
-    if model is None:
-        if cfg.model.startswith("python:"):
-            raise RunDirError(
-                f"{rd.root} was searched with a Python model ({cfg.model}); pass the same "
-                "module as model= to rebuild it"
-            )
-        model = resolve_model(cfg.model, **shape)
-    base = copy.deepcopy(model).cpu()
-    load_weights(base, ckpt, rd.base_checkpoint, f"the model {cfg.model}")
-    base.eval()
-    example = torch.zeros(2, shape["in_channels"], shape["image_size"], shape["image_size"])
-    graph = expansion_graph(base, example, cfg.expansion)
-    space = search_space(cfg, base, graph)
-    return RunContext(rd.root, cfg, base, float(ckpt.get("val_accuracy", float("nan"))),
-                      graph, space, **shape)  # fmt: skip
-
-
-def load_run_data(run: RunContext, data: DatasetSplits | None = None) -> DatasetSplits:
-    """The run's dataset splits, loaded as the search loaded them (same seed and sizes)."""
-    if data is not None:
-        return data
-    cfg = run.config
-    if cfg.dataset.startswith("python:"):
-        raise RunDirError(
-            f"{run.root} was searched on Python data ({cfg.dataset}); pass the same "
-            "DatasetSplits as data="
-        )
-    return load_config_dataset(cfg)
-
-
-def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = None) -> Evaluator:
-    """An Evaluator equal to the one ``Search.run`` builds (subsets, budget, seed), without
-    the evaluations log: evaluations made here are not trials of the search."""
-    device_ = resolve_device(device or run.config.device)
-    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None)
-
-
-def trial_genome(run: RunContext, trial: int) -> Genome:
-    """The genome of a completed trial, read from the run's pareto.csv."""
-    path = RunDir(run.root).pareto_csv
-    if not path.is_file():
-        raise RunDirError(f"{run.root} has no pareto.csv; the search has not finished")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = {int(r["trial"]): r for r in csv.DictReader(f)}
-    row = rows.get(trial)
-    if row is None:
-        raise ConfigError(
-            f"individual {trial} is not a trial of {run.root} (trials 0..{max(rows, default=-1)})"
-        )
-    if row["state"] != "COMPLETE":
-        raise ConfigError(f"trial {trial} of {run.root} is {row['state']}, not COMPLETE")
-    try:
-        return run.space.decode(row)
-    except (KeyError, ValueError) as exc:
-        raise RunDirError(f"{path} does not match the run's search space ({exc})") from exc
 
 
 def _final_model(run: RunContext) -> tuple[nn.Module, Genome]:
@@ -203,13 +108,3 @@ def load_run_model(
         raise MogaqnnError(f"training individual {which} failed: {exc}") from exc
     acc = evaluate_accuracy(quantized, evaluator.val_data, device=evaluator.device)
     return RunModel(run, quantized.cpu().eval(), genome, which, val_accuracy=acc)
-
-
-def read_result(run: RunContext) -> dict[str, Any]:
-    path = RunDir(run.root).result
-    if not path.is_file():
-        raise RunDirError(f"{run.root} has no result.json; the search has not finished")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{path} is unreadable ({exc})") from exc

@@ -21,9 +21,16 @@ import torch
 
 from ..data import DatasetSplits
 from ..errors import RunDirError
-from ..export._rebuild import RunContext, load_run, load_run_data, read_result, run_evaluator
-from ..search import Evaluator, RunDir
-from ..search._rundir import atomic_write_text, read_checkpoint
+from ..run import (
+    RunContext,
+    RunDir,
+    atomic_write_text,
+    load_run,
+    load_run_data,
+    read_checkpoint,
+    read_result,
+)
+from ..search import Evaluator, run_evaluator
 from ..train import TrainingDiverged
 
 __all__ = [

@@ -1,20 +1,21 @@
-"""The NSGA-II search (Optuna) over quantization and expansion, and its run directory."""
+"""The NSGA-II search (Optuna) over quantization and expansion, and its workers."""
 
 from ._evaluate import Evaluation, Evaluator
-from ._rundir import RunDir
-from ._search import Search, SearchResult, format_result_table, resolve_device, search
+from ._fitness import make_evaluator, run_evaluator
+from ._search import Search, SearchResult, format_result_table
 from ._select import choose_individual
+from ._store import truncate_journal
 from ._workers import run_worker
 
 __all__ = [
     "Evaluation",
     "Evaluator",
-    "RunDir",
     "Search",
     "SearchResult",
     "choose_individual",
     "format_result_table",
-    "resolve_device",
+    "make_evaluator",
+    "run_evaluator",
     "run_worker",
-    "search",
+    "truncate_journal",
 ]

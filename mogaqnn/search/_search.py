@@ -17,60 +17,47 @@ import torch
 from optuna.samplers import NSGAIISampler
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..config import SearchConfig
 from ..data import Augmentation, DatasetSplits
-from ..errors import MogaqnnError, RunDirError
+from ..errors import RunDirError
 from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace
 from ..models._factory import resolve_model
-from ..size import KIB_BITS, fp32_size_bits, model_size
-from ..train import evaluate_accuracy, train_model
-from ._evaluate import Evaluator
-from ._rundir import RunDir, atomic_torch_save, atomic_write_text, load_weights, read_checkpoint
-from ._select import choose_individual
-from ._setup import (
+from ..run import (
+    RunDir,
+    atomic_torch_save,
+    atomic_write_text,
     augmentation_for,
     expansion_graph,
     load_config_dataset,
-    make_evaluator,
+    load_weights,
+    read_checkpoint,
+    resolve_device,
     search_space,
     subset,
     train_settings,
 )
-from ._study import (
-    FAIL_REASON,
-    Objective,
-    bind_run,
-    completed,
+from ..size import KIB_BITS, fp32_size_bits, model_size
+from ..train import evaluate_accuracy, train_model
+from ._claims import open_claims
+from ._evaluate import Evaluator
+from ._fitness import make_evaluator
+from ._loop import (
     evaluate_until_done,
     generation_summary,
-    make_sampler,
     next_step,
-    open_claims,
-    open_study,
-    pareto_front,
     rerun_interrupted,
-    trial_generation,
     wait_for_running,
 )
+from ._objective import Objective
+from ._sampler import make_sampler
+from ._select import choose_individual
+from ._store import bind_run, open_study
+from ._trials import FAIL_REASON, completed, pareto_front, trial_generation
 from ._workers import run_workers, sha256_file, worker_specs
 
-__all__ = ["Search", "SearchResult", "search", "resolve_device"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MogaqnnError(
-            f"device {name!r} is not a torch device; use cpu, cuda or cuda:N"
-        ) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MogaqnnError(f"device {name!r} was asked for but CUDA is not available here")
-    return device
+__all__ = ["Search", "SearchResult"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +116,12 @@ class Search:
         self._user_data = data
         self.run_dir = RunDir(config.out)
         self.log = _Printer(config.progress)
+        self.finished_setup: _Setup | None = None  # set by a run that searched
+
+    @property
+    def user_model(self) -> nn.Module | None:
+        """The module given as ``model=`` (None when the config names the model)."""
+        return self._user_model
 
     # -- the pipeline --------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -183,11 +176,7 @@ class Search:
         )  # fmt: skip
         self._write_pareto_csv(study, space, last_population, front, chosen)
         atomic_write_text(self.run_dir.result, json.dumps(result, indent=2) + "\n")
-        from ..report import write_report  # here: the report imports this module
-
-        page = write_report(self.run_dir.root, evaluator=evaluator, data=data,
-                            model=self._user_model)  # fmt: skip
-        self.log(f"report: {page}")
+        self.finished_setup = setup  # what the report reuses (mogaqnn.search composes them)
         return SearchResult(self.run_dir.root, result)
 
     def setup(self, *, pretrain: bool) -> _Setup:
@@ -411,17 +400,6 @@ class Search:
         except (OSError, json.JSONDecodeError) as exc:
             raise RunDirError(f"{self.run_dir.result} is unreadable ({exc})") from exc
         return SearchResult(self.run_dir.root, data)
-
-
-def search(
-    config: SearchConfig | None = None,
-    *,
-    model: nn.Module | str | None = None,
-    data: DatasetSplits | None = None,
-    **overrides: Any,
-) -> SearchResult:
-    """Run a MOGAQNN search and return its result (also written to the run directory)."""
-    return Search(config, model=model, data=data, **overrides).run()
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from optuna.trial import FrozenTrial
 
 from ..errors import MogaqnnError
 from ..size import KIB_BITS
-from ._study import pareto_front
+from ._trials import pareto_front
 
 __all__ = ["choose_individual"]
 

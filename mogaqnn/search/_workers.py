@@ -1,6 +1,6 @@
 """Worker processes: N on this machine (``--workers N``) or on other machines against one
 database (``mogaqnn worker``). Each worker rebuilds the evaluator from the run's config and
-the FP32 base checkpoint, then runs the shared loop of ``_study.evaluate_until_done``.
+the FP32 base checkpoint, then runs the shared loop of ``_loop.evaluate_until_done``.
 """
 
 from __future__ import annotations
@@ -23,15 +23,13 @@ import torch
 
 from ..config import SearchConfig
 from ..errors import ConfigError, MogaqnnError, RunDirError
-from ._rundir import RunDir
-from ._study import (
-    Objective,
-    evaluate_until_done,
-    load_run_study,
-    make_sampler,
-    open_claims,
-    open_study,
-)
+from ..run import RunDir, load_run, load_run_data, resolve_device
+from ._claims import open_claims
+from ._fitness import make_evaluator
+from ._loop import evaluate_until_done
+from ._objective import Objective
+from ._sampler import make_sampler
+from ._store import load_run_study, open_study
 
 __all__ = ["WorkerSpec", "worker_specs", "run_workers", "evaluate_as_worker", "run_worker"]
 
@@ -91,15 +89,19 @@ def worker_specs(
 
 
 def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda: True) -> None:
-    """Build the evaluator from the run's FP32 base and evaluate until the study is done."""
-    from ._search import Search
-
+    """Rebuild the run from its FP32 base (as the search built it) and evaluate until the
+    study is done."""
     config = spec.config.replace(device=spec.device, devices=(), progress=False)
-    search = Search(config, model=spec.model, data=spec.data)
-    setup = search.setup(pretrain=False)
+    run_dir = RunDir(config.out)
+    run = load_run(run_dir.root, model=spec.model, config=config)
+    data = load_run_data(run, spec.data)
+    device = resolve_device(config.device)
+    evaluator = make_evaluator(
+        config, run.base, run.graph, run.space, data, device, run_dir.evaluations_log
+    )
     study = open_study(config, spec.storage_url, make_sampler(config, seed=spec.seed))
-    claims = open_claims(spec.storage_url, config.study, search.run_dir.claims)
-    objective = Objective(setup.space, setup.evaluator, claims, config.max_size_kib)
+    claims = open_claims(spec.storage_url, config.study, run_dir.claims)
+    objective = Objective(run.space, evaluator, claims, config.max_size_kib)
     evaluate_until_done(study, objective, config, keep_going=keep_going)
 
 

@@ -1,35 +1,48 @@
-"""How a run's config becomes its data, graph, search space and evaluator.
+"""How a run's config becomes its device, data, graph and search space.
 
 One set of functions, used by the search, its workers, the export and the report, so a
-rebuilt run is built exactly as it was searched.
+rebuilt run is built exactly as it was searched (the search's Evaluator is built from these
+by ``mogaqnn.search.make_evaluator``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import SearchConfig
 from ..data import Augmentation, DatasetSplits, LabelledImages, load_dataset, stratified_subset
-from ..errors import ModelError
+from ..errors import ModelError, MogaqnnError
 from ..expand import ModelGraph, analyze_model
 from ..genome import SearchSpace
 from ..quant import quantizable_layers
 from ..train import TrainSettings
-from ._evaluate import Evaluator
 
 __all__ = [
     "augmentation_for",
     "expansion_graph",
     "load_config_dataset",
-    "make_evaluator",
+    "resolve_device",
     "search_space",
     "subset",
     "train_settings",
 ]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise MogaqnnError(
+            f"device {name!r} is not a torch device; use cpu, cuda or cuda:N"
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MogaqnnError(f"device {name!r} was asked for but CUDA is not available here")
+    return device
 
 
 def load_config_dataset(cfg: SearchConfig) -> DatasetSplits:
@@ -97,27 +110,3 @@ def search_space(cfg: SearchConfig, base: nn.Module, graph: ModelGraph) -> Searc
     if not space.layers:
         raise ModelError("the model has no Conv2d or Linear layer to quantize")
     return space
-
-
-def make_evaluator(
-    cfg: SearchConfig,
-    base: nn.Module,
-    graph: ModelGraph,
-    space: SearchSpace,
-    data: DatasetSplits,
-    device: torch.device,
-    log_path: Path | None,
-) -> Evaluator:
-    """The fitness of the run: its subsets, its QAT budget, its seed."""
-    return Evaluator(
-        base=base,
-        graph=graph,
-        space=space,
-        train_data=subset(data.train, cfg.search_train_samples, cfg.seed),
-        val_data=subset(data.val, cfg.search_val_samples, cfg.seed),
-        settings=train_settings(cfg, cfg.search_epochs, cfg.qat_lr, augmentation_for(cfg, data)),
-        seed=cfg.seed,
-        widen_noise=cfg.widen_noise,
-        device=device,
-        log_path=log_path,
-    )

@@ -1,0 +1,45 @@
+"""A run: its directory and how it is rebuilt from it (config, device, data, graph, space).
+
+The search writes a run; its workers, the export and the report read it back. This package
+depends on none of them.
+"""
+
+from ._context import RunContext, load_run, load_run_data, read_result, trial_genome
+from ._rundir import (
+    RunDir,
+    atomic_torch_save,
+    atomic_write_text,
+    flocked,
+    load_weights,
+    read_checkpoint,
+)
+from ._setup import (
+    augmentation_for,
+    expansion_graph,
+    load_config_dataset,
+    resolve_device,
+    search_space,
+    subset,
+    train_settings,
+)
+
+__all__ = [
+    "RunContext",
+    "RunDir",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "augmentation_for",
+    "expansion_graph",
+    "flocked",
+    "load_config_dataset",
+    "load_run",
+    "load_run_data",
+    "load_weights",
+    "read_checkpoint",
+    "read_result",
+    "resolve_device",
+    "search_space",
+    "subset",
+    "train_settings",
+    "trial_genome",
+]

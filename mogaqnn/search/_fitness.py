@@ -1,0 +1,49 @@
+"""The fitness of a run: its Evaluator, built from the run's config (subsets, QAT budget,
+seed), for the search, its workers, and whoever rebuilds a run (export, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import SearchConfig
+from ..data import DatasetSplits
+from ..expand import ModelGraph
+from ..genome import SearchSpace
+from ..run import RunContext, augmentation_for, resolve_device, subset, train_settings
+from ._evaluate import Evaluator
+
+__all__ = ["make_evaluator", "run_evaluator"]
+
+
+def make_evaluator(
+    cfg: SearchConfig,
+    base: nn.Module,
+    graph: ModelGraph,
+    space: SearchSpace,
+    data: DatasetSplits,
+    device: torch.device,
+    log_path: Path | None,
+) -> Evaluator:
+    """The fitness of the run: its subsets, its QAT budget, its seed."""
+    return Evaluator(
+        base=base,
+        graph=graph,
+        space=space,
+        train_data=subset(data.train, cfg.search_train_samples, cfg.seed),
+        val_data=subset(data.val, cfg.search_val_samples, cfg.seed),
+        settings=train_settings(cfg, cfg.search_epochs, cfg.qat_lr, augmentation_for(cfg, data)),
+        seed=cfg.seed,
+        widen_noise=cfg.widen_noise,
+        device=device,
+        log_path=log_path,
+    )
+
+
+def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = None) -> Evaluator:
+    """An Evaluator equal to the one ``Search.run`` builds (subsets, budget, seed), without
+    the evaluations log: evaluations made here are not trials of the search."""
+    device_ = resolve_device(device or run.config.device)
+    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None)
