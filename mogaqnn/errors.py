@@ -37,3 +37,8 @@ class RunDirError(MogaqnnError):
 
 class ExportError(MogaqnnError):
     """An exported file is corrupt, truncated or of an unknown format."""
+
+
+class EvaluationError(MogaqnnError):
+    """Evaluating an individual raised something other than a divergence: the model or
+    mogaqnn fails on that genome, and the search stops rather than count it as unfit."""

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import EvaluationError, MogaqnnError
 from ..genome import Genome, SearchSpace
 from ..size import KIB_BITS
+from ..train import TrainingDiverged
 from ._claims import Claims
 from ._evaluate import Evaluation
-from ._store import fail_stale
+from ._store import fail_stale, requeue
 from ._trials import FAIL_REASON, GENERATION, GENOME_KEY, WORKER, trial_by_number
 
 __all__ = ["POLL_S", "IndividualFailed", "Objective", "worker_id"]
@@ -81,10 +83,22 @@ class Objective:
             return tuple(earlier.values)  # type: ignore[return-value]
         try:
             result = self.evaluate(genome)
-        except Exception as exc:  # a failed individual must not stop the search
+        except TrainingDiverged as exc:  # an unfit individual: the search goes on
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(FAIL_REASON, reason)
             raise IndividualFailed(reason) from exc
+        except MogaqnnError:
+            raise
+        except Exception as exc:  # a bug in the model or in mogaqnn: stop, say what and where
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            requeue(trial.study, trial)  # a resume tries it again
+            raise EvaluationError(
+                f"evaluating trial {trial.number} raised {type(exc).__name__}: {exc} "
+                f"(genome: weight bits {list(genome.weight_bits)}, activation bits "
+                f"{list(genome.act_bits)}, expansion ratios {list(genome.ratios)}); this is "
+                "not a divergence but an error of the model or of mogaqnn on this genome, so "
+                "the search stops; fix it, then 'mogaqnn resume' evaluates the genome again"
+            ) from exc
         trial.set_user_attr("val_accuracy", result.val_accuracy)
         trial.set_user_attr("size_bits", result.size_bits)
         trial.set_user_attr("size_kib", result.size_bits / KIB_BITS)

@@ -132,7 +132,7 @@ def truncate_journal(path: Path) -> tuple[int, int] | None:
         lock.release()
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+def requeue(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
     """Queue an interrupted trial's genome again, so that evaluation is run again."""
     if GENOME_KEY in trial.user_attrs:
         study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number})
@@ -196,7 +196,7 @@ def _may_be_schema_race(exc: Exception) -> bool:
 
 
 def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> optuna.Study:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial errors: in pareto.csv
     return optuna.create_study(
         study_name=config.study,
         storage=open_storage(storage_url),
@@ -227,7 +227,7 @@ def load_run_study(
 ) -> tuple[SearchConfig, str]:
     """Wait until the coordinator has created the study and stored its run in it; return the
     run's config and the base checkpoint's sha256."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial errors: in pareto.csv
     storage = open_storage(storage_url)
     while True:
         try:
