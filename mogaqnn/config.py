@@ -26,6 +26,7 @@ SELECTION_RULES = ("accuracy", "smallest")
 EXPANSION_MODES = ("auto", "off", "strict")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("nsga2", "random")
+OBJECTIVE_SETS = (("error", "size"), ("error", "size", "bops"))
 MIN_BITS, MAX_BITS = 1, 16
 
 # Keys that may change between two invocations of the same run (they say how to run it,
@@ -75,6 +76,9 @@ class SearchConfig:
     # final choice
     select: str = "accuracy"
     max_size_kib: float | None = None
+    # first generation and objectives (issue 12)
+    seed_population: bool = True
+    objectives: tuple[str, ...] = ("error", "size")
     # how to run
     device: str = "auto"
     progress: bool = True
@@ -147,6 +151,10 @@ FIELD_HELP: dict[str, str] = {
     "select": "rule choosing the final individual: accuracy (highest val accuracy, ties to "
     "the smaller) or smallest",
     "max_size_kib": "size constraint on the chosen individual, in KiB",
+    "seed_population": "put uniform individuals (8, 4, 3, 2 weight bits as allowed, 8-bit "
+    "activations, ratio 1.0) into the first generation beside the random ones",
+    "objectives": "what NSGA-II minimises: error,size (the paper's) or error,size,bops "
+    "(bit operations: MACs x weight bits x activation bits)",
     "device": "auto, cpu, cuda or cuda:N",
     "progress": "show a progress bar",
     "storage": "Optuna storage URL (default: a journal file in the run directory)",
@@ -283,3 +291,8 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError("study is empty; give a study name, e.g. mogaqnn")
     if c.augment_crop < 0:
         raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")
+    if c.objectives not in OBJECTIVE_SETS:
+        raise ConfigError(
+            f"objectives is {','.join(c.objectives)!r}; choose "
+            + " or ".join(repr(",".join(o)) for o in OBJECTIVE_SETS)
+        )

@@ -9,9 +9,15 @@ from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
 from optuna.trial import FrozenTrial
 
 from ..config import SearchConfig
+from ..genome import Genome, SearchSpace
 from ._trials import completed, trial_generation
 
-__all__ = ["GenerationalRandomSampler", "make_sampler"]
+__all__ = [
+    "GenerationalRandomSampler",
+    "make_sampler",
+    "seed_first_generation",
+    "uniform_seeds",
+]
 
 
 def make_sampler(config: SearchConfig, seed: int | None = None) -> BaseSampler:
@@ -50,3 +56,34 @@ class GenerationalRandomSampler(RandomSampler):
         counts = Counter(trial_generation(t) for t in completed(study))
         newest = max((g for g in counts if g is not None), default=0)
         return newest if counts[newest] < self.population_size else newest + 1
+
+
+UNIFORM_WEIGHT_BITS = (8, 4, 3, 2)
+SEEDED = "seeded"  # user attr of a seeded trial: what it is, e.g. "uniform 4-bit"
+
+
+def uniform_seeds(space: SearchSpace, population: int) -> list[tuple[str, Genome]]:
+    """Uniform individuals at the smallest ratio (1.0 where allowed), 8-bit activations (or
+    the largest allowed), weight bits 8, 4, 3, 2 as allowed and always the smallest allowed,
+    so the front spans the size range from the first generation and the smallest genome of
+    the space (the one under any feasible size limit) is evaluated. At most half the
+    population; the smallest and the largest are kept first."""
+    weight_choices, act_choices = space.weight_bit_choices, space.act_bit_choices
+    bits = sorted({b for b in UNIFORM_WEIGHT_BITS if b in weight_choices} | {min(weight_choices)},
+                  reverse=True)  # fmt: skip
+    keep = max(1, population // 2)
+    if len(bits) > keep:
+        bits = bits[: keep - 1] + [bits[-1]]
+    act = 8 if 8 in act_choices else max(act_choices)
+    ratio = min(space.ratio_choices)
+    return [(f"uniform {b}-bit", space.uniform(b, act, ratio)) for b in bits]
+
+
+def seed_first_generation(study: optuna.Study, space: SearchSpace, population: int) -> int:
+    """Queue the uniform individuals into a study that has no trial yet; return how many."""
+    if study.get_trials(deepcopy=False):
+        return 0
+    seeds = uniform_seeds(space, population)
+    for label, genome in seeds:
+        study.enqueue_trial(space.encode(genome), user_attrs={SEEDED: label})
+    return len(seeds)

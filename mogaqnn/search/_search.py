@@ -51,7 +51,7 @@ from ._loop import (
     wait_for_running,
 )
 from ._objective import Objective
-from ._sampler import make_sampler
+from ._sampler import make_sampler, seed_first_generation
 from ._select import choose_individual
 from ._store import bind_run, open_study
 from ._trials import FAIL_REASON, completed, pareto_front, trial_generation
@@ -246,6 +246,8 @@ class Search:
         sampler = make_sampler(cfg)
         study = open_study(cfg, url, sampler)
         bind_run(study, cfg, sha256_file(self.run_dir.base_checkpoint))
+        if cfg.seed_population and (n := seed_first_generation(study, setup.space, cfg.population)):
+            self.log(f"first generation: {n} uniform individuals at ratio 1.0, the rest random")
         # With the journal, every worker is a child of this process: what is RUNNING now was
         # interrupted. A database may have live remote workers: heartbeats find their dead.
         rerun = rerun_interrupted(study, every_running=url.startswith("journal:"))

@@ -1,0 +1,45 @@
+"""The first generation holds uniform individuals at ratio 1.0 beside the random ones."""
+
+from mogaqnn import Search, SearchConfig
+from mogaqnn.genome import SearchSpace
+from mogaqnn.search._sampler import uniform_seeds
+from tests._runs import read_trials
+
+
+def _space(weight_bits, act_bits=(4, 8), ratios=(1.0, 1.5)) -> SearchSpace:
+    return SearchSpace(("a", "b"), ("g",), (8,), weight_bits, act_bits, ratios)
+
+
+def test_uniform_seeds_span_the_allowed_bits_and_keep_the_smallest():
+    seeds = uniform_seeds(_space((2, 3, 4, 5, 6, 7, 8)), population=16)
+    assert [label for label, _ in seeds] == [f"uniform {b}-bit" for b in (8, 4, 3, 2)]
+    assert all(g.act_bits == (8, 8) and g.ratios == (1.0,) for _, g in seeds)
+    # a small population keeps the largest and the smallest; 1 bit is the smallest allowed
+    assert [g.weight_bits[0] for _, g in uniform_seeds(_space((1, 4, 8)), 4)] == [8, 1]
+    # no 8-bit activations allowed: the largest allowed; no ratio 1.0: the smallest
+    (_, g), *_ = uniform_seeds(_space((4,), act_bits=(2, 6), ratios=(1.5, 2.0)), 16)
+    assert g.act_bits == (6, 6) and g.ratios == (1.5,)
+
+
+def test_the_first_generation_holds_the_uniform_individuals(tmp_path):
+    config = SearchConfig(
+        population=8, generations=1, seed=0, pretrain_epochs=0.2, search_epochs=0.2,
+        final_epochs=0.1, search_train_samples=100, search_val_samples=100,
+        weight_bits=(2, 3, 4, 8), act_bits=(4, 8), expansion_ratios=(1.0, 1.5),
+        progress=False, out=str(tmp_path / "run"),
+    )  # fmt: skip
+    Search(config).run()
+    trials = read_trials(f"journal:{tmp_path / 'run' / 'study.journal'}")
+    first = [t for t in trials if t.user_attrs.get("generation") == 0]
+    assert len(first) == 8
+    uniform = {
+        b: t for t in first for b in (8, 4, 3, 2)
+        if all(t.params[p] == b for p in t.params if p.startswith("w:"))
+        and all(t.params[p] == 8 for p in t.params if p.startswith("a:"))
+        and all(t.params[p] == 1.0 for p in t.params if p.startswith("x:"))
+    }  # fmt: skip
+    assert sorted(uniform) == [2, 3, 4, 8]
+    assert {t.user_attrs["seeded"] for t in uniform.values()} == {
+        "uniform 8-bit", "uniform 4-bit", "uniform 3-bit", "uniform 2-bit"
+    }  # fmt: skip
+    assert sum("seeded" in t.user_attrs for t in first) == 4  # the other half is random
