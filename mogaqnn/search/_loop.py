@@ -18,9 +18,10 @@ from ..config import SearchConfig
 from ..errors import MogaqnnError
 from ._objective import POLL_S, IndividualFailed, Objective
 from ._store import fail_stale, requeue
-from ._trials import FAIL_REASON, WORKER, completed, pareto_front, trial_generation
+from ._trials import CLONE_RETRIES, FAIL_REASON, WORKER, completed, pareto_front, trial_generation
 
 __all__ = [
+    "clone_retries",
     "evaluate_until_done",
     "generation_summary",
     "next_step",
@@ -126,6 +127,11 @@ def wait_for_running(study: optuna.Study, poll_s: float = POLL_S) -> None:
         time.sleep(poll_s)
 
 
+def clone_retries(study: optuna.Study) -> int:
+    """Children drawn again because they equalled a genome already in the study."""
+    return sum(t.user_attrs.get(CLONE_RETRIES, 0) for t in study.get_trials(deepcopy=False))
+
+
 def generation_summary(study: optuna.Study, generation: int, target: int) -> dict[str, Any]:
     trials = completed(study)
     gen = [t for t in trials if trial_generation(t) == generation]
@@ -137,5 +143,6 @@ def generation_summary(study: optuna.Study, generation: int, target: int) -> dic
         "evaluations": len(trials),
         "target": target,
         "cache_hits": sum(bool(t.user_attrs.get("cache_hit")) for t in trials),
+        "clone_retries": clone_retries(study),
         "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
     }

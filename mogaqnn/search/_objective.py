@@ -18,7 +18,7 @@ from ..train import TrainingDiverged
 from ._claims import Claims
 from ._evaluate import Evaluation
 from ._store import fail_stale, requeue
-from ._trials import FAIL_REASON, GENERATION, GENOME_KEY, WORKER, trial_by_number
+from ._trials import CLONE_RETRIES, FAIL_REASON, GENERATION, GENOME_KEY, WORKER, trial_by_number
 
 __all__ = ["POLL_S", "IndividualFailed", "Objective", "worker_id"]
 
@@ -67,6 +67,8 @@ class Objective:
         genome = self.space.decode(params)
         key = genome.key()
         _store_generation(trial)
+        retries = getattr(trial.study.sampler, "clone_retries", {}).pop(trial.number, 0)
+        trial.set_user_attr(CLONE_RETRIES, retries)
         trial.set_user_attr(WORKER, self.worker)
         trial.set_user_attr(GENOME_KEY, key)
         earlier = self._trained_by(trial, key)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+import numpy as np
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchConfig
 from ..genome import Genome, SearchSpace
 from ._trials import completed, trial_generation
 
 __all__ = [
+    "DistinctNSGAIISampler",
     "GenerationalRandomSampler",
     "make_sampler",
     "seed_first_generation",
@@ -32,13 +36,61 @@ def make_sampler(config: SearchConfig, seed: int | None = None) -> BaseSampler:
         return GenerationalRandomSampler(config.population, seed=config.seed if seed is None
                                          else seed)  # fmt: skip
 
-    return NSGAIISampler(
+    return DistinctNSGAIISampler(
         population_size=config.population,
         crossover_prob=config.crossover_prob,
         swapping_prob=config.swapping_prob,
         mutation_prob=config.mutation_prob,
         seed=config.seed if seed is None else seed,
     )  # the size limit: Objective sets it per trial (Trial.set_constraint)
+
+
+CLONE_TRIES = 20  # children drawn again at most this often before a clone is accepted
+
+
+class DistinctNSGAIISampler(NSGAIISampler):
+    """NSGA-II whose children differ from every genome already in the study: a child equal
+    to an evaluated (or running) genome is drawn again (crossover and mutation anew), at
+    most CLONE_TRIES times, then accepted (the genome cache answers it without training).
+
+    Optuna's child is partial: the genes it leaves out are the mutated ones, which NSGA-II
+    draws uniformly later; they are drawn here the same way, so the whole genome is known
+    when it is compared. ``clone_retries`` maps trial numbers to their redraws (the
+    Objective stores them with the trial).
+    """
+
+    def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, seed=seed, **kwargs)
+        self._mutation_rng = np.random.default_rng(seed)
+        self.clone_retries: dict[int, int] = {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        names = sorted(search_space)  # single-choice genes are not in it: they never differ
+        seen = {
+            _params_key(t.params, names)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                               TrialState.RUNNING))
+            if t.number != trial.number
+        }  # fmt: skip
+        tries = 0
+        while True:
+            params = super().sample_relative(study, trial, search_space)
+            if not params:  # the first generation: sampled at random, gene by gene
+                return params
+            for name, dist in search_space.items():
+                if name not in params and isinstance(dist, CategoricalDistribution):
+                    params[name] = dist.choices[self._mutation_rng.integers(len(dist.choices))]
+            if _params_key(params, names) not in seen or tries == CLONE_TRIES:
+                break
+            tries += 1
+        self.clone_retries[trial.number] = tries
+        return params
+
+
+def _params_key(params: dict[str, Any], names: list[str]) -> tuple:
+    return tuple(params.get(name) for name in names)
 
 
 class GenerationalRandomSampler(RandomSampler):

@@ -44,6 +44,7 @@ from ._claims import open_claims
 from ._evaluate import Evaluator
 from ._fitness import make_evaluator
 from ._loop import (
+    clone_retries,
     evaluate_until_done,
     generation_summary,
     next_step,
@@ -370,6 +371,7 @@ class Search:
                 "evaluations": len(trials),
                 "trained": sum(not t.user_attrs.get("cache_hit") for t in trials),
                 "cache_hits": sum(bool(t.user_attrs.get("cache_hit")) for t in trials),
+                "clone_retries": clone_retries(study),
                 "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
                 "last_population": sorted(t.number for t in last_population),
                 "front": sorted(t.number for t in front),
@@ -454,7 +456,7 @@ class _Progress:
                 f"gen {g + 1}/{cfg.generations}: best val acc {s['best_val_accuracy']:.2%}, "
                 f"smallest on front {s['smallest_front_kib']:.2f} KiB, evaluations "
                 f"{s['evaluations']}/{s['target']}, cache hits {s['cache_hits']}, "
-                f"failed {s['failed']}"
+                f"failed {s['failed']}, clone retries {s['clone_retries']}"
             )
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
+    "CLONE_RETRIES",
     "FAIL_REASON",
     "GENERATION",
     "GENOME_KEY",
@@ -24,6 +25,7 @@ __all__ = [
 
 
 GENOME_KEY = "genome_key"
+CLONE_RETRIES = "clone_retries"  # children drawn again because they equalled an evaluated one
 GENERATION = "generation"
 FAIL_REASON = "fail_reason"
 WORKER = "worker"  # "host:pid" of the process that ran the trial
