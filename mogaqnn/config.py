@@ -22,7 +22,7 @@ else:  # pragma: no cover
 
 __all__ = ["SearchConfig", "load_toml", "FIELD_HELP", "RUN_IDENTITY_EXCLUDED"]
 
-SELECTION_RULES = ("accuracy", "smallest")
+SELECTION_RULES = ("match-fp32", "accuracy", "smallest")
 EXPANSION_MODES = ("auto", "off", "strict")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("nsga2", "random")
@@ -74,7 +74,7 @@ class SearchConfig:
     weight_decay: float = 0.0
     widen_noise: float = 0.01
     # final choice
-    select: str = "accuracy"
+    select: str = "match-fp32"
     max_size_kib: float | None = None
     # first generation and objectives (issue 12)
     seed_population: bool = True
@@ -148,8 +148,9 @@ FIELD_HELP: dict[str, str] = {
     "individual and the FP32 baseline (same recipe for both)",
     "weight_decay": "weight decay of conv and linear weights",
     "widen_noise": "relative noise on copied channels, to break their symmetry",
-    "select": "rule choosing the final individual: accuracy (highest val accuracy, ties to "
-    "the smaller) or smallest",
+    "select": "rule choosing the final individual from the last front: match-fp32 (the "
+    "smallest whose val accuracy reaches the FP32 base fine-tuned the same way, else the most "
+    "accurate), accuracy (highest val accuracy, ties to the smaller) or smallest",
     "max_size_kib": "size constraint on the chosen individual, in KiB",
     "seed_population": "put uniform individuals (8, 4, 3, 2 weight bits as allowed, 8-bit "
     "activations, ratio 1.0) into the first generation beside the random ones",

@@ -52,8 +52,9 @@ from ._loop import (
     wait_for_running,
 )
 from ._objective import Objective
+from ._reference import fp32_reference_accuracy
 from ._sampler import make_sampler, seed_first_generation
-from ._select import choose_individual
+from ._select import choose
 from ._store import bind_run, open_study
 from ._trials import FAIL_REASON, completed, pareto_front, trial_generation
 from ._workers import run_workers, sha256_file, worker_specs
@@ -158,13 +159,18 @@ class Search:
             last_population = sampler.get_parent_population(study, cfg.generations)
         else:  # random sampling does not evolve: every evaluation is its population
             last_population = completed(study)
-        chosen, front = choose_individual(
-            last_population, completed(study), cfg.select, cfg.max_size_kib
+        fp32_reference = None
+        if cfg.select == "match-fp32":
+            fp32_reference = fp32_reference_accuracy(study, evaluator)
+        choice = choose(
+            last_population, completed(study), cfg.select, cfg.max_size_kib, fp32_reference
         )
+        chosen, front = choice.trial, choice.front
         genome = space.decode(chosen.params)
         self.log(
             f"chosen: trial {chosen.number}, val accuracy "
-            f"{chosen.user_attrs['val_accuracy']:.2%}, {chosen.user_attrs['size_kib']:.2f} KiB; "
+            f"{chosen.user_attrs['val_accuracy']:.2%}, {chosen.user_attrs['size_kib']:.2f} KiB "
+            f"({cfg.select} rule: {choice.reason}); "
             f"final training of {cfg.final_epochs:g} epochs and the FP32 baseline"
         )
         final = self._final_models(evaluator, genome, base, data, augmentation, device)
@@ -175,6 +181,9 @@ class Search:
             {"pretrain_s": pretrain_s, "search_s": search_s, "final_s": final_s,
              "total_s": time.perf_counter() - start},
         )  # fmt: skip
+        result["selection"] = {"rule": cfg.select, "applied": choice.rule,
+                               "reason": choice.reason,
+                               "fp32_search_val_accuracy": fp32_reference}  # fmt: skip
         self._write_pareto_csv(study, space, last_population, front, chosen)
         atomic_write_text(self.run_dir.result, json.dumps(result, indent=2) + "\n")
         self.finished_setup = setup  # what the report reuses (mogaqnn.search composes them)
@@ -511,6 +520,8 @@ def format_result_table(r: dict[str, Any]) -> str:
         f"{s['cache_hits']} cache hits, {s['failed']} failed), seed {r['seed']}, "
         f"{r['timing']['total_s']:.0f} s",
     ]
+    if "selection" in r:
+        lines.append(f"chosen by the {r['selection']['rule']} rule: {r['selection']['reason']}")
     return "\n".join(lines)
 
 

@@ -1,8 +1,15 @@
-"""The final choice: the last population's rank-0 front, then the configured rule."""
+"""The final choice: the last population's rank-0 front, then the configured rule.
+
+``match-fp32`` (the default) aims at the paper's claim with validation data only: the
+smallest individual of the front whose val accuracy reaches the FP32 base fine-tuned by the
+same recipe; when none does, the most accurate. ``accuracy`` takes the most accurate (ties
+to the smaller), ``smallest`` the smallest.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
 
@@ -10,7 +17,15 @@ from ..errors import MogaqnnError
 from ..size import KIB_BITS
 from ._trials import pareto_front
 
-__all__ = ["choose_individual"]
+__all__ = ["Choice", "choose"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    trial: FrozenTrial
+    front: list[FrozenTrial]
+    rule: str  # the rule that chose: the configured one, or "accuracy" as match-fp32's fallback
+    reason: str  # one sentence for the output
 
 
 def _feasible(trials: Sequence[FrozenTrial], max_size_kib: float | None) -> list[FrozenTrial]:
@@ -19,22 +34,30 @@ def _feasible(trials: Sequence[FrozenTrial], max_size_kib: float | None) -> list
     return [t for t in trials if t.values[1] / KIB_BITS <= max_size_kib]
 
 
-def _rank_key(rule: str):
-    if rule == "smallest":
-        return lambda t: (t.values[1], t.values[0], t.number)
-    return lambda t: (t.values[0], t.values[1], t.number)  # accuracy, ties to the smaller
+def _val_accuracy(t: FrozenTrial) -> float:
+    return 1.0 - t.values[0]
 
 
-def choose_individual(
+def _most_accurate(front: Sequence[FrozenTrial]) -> FrozenTrial:
+    return min(front, key=lambda t: (t.values[0], t.values[1], t.number))
+
+
+def _smallest(front: Sequence[FrozenTrial]) -> FrozenTrial:
+    return min(front, key=lambda t: (t.values[1], t.values[0], t.number))
+
+
+def choose(
     last_population: Sequence[FrozenTrial],
     all_completed: Sequence[FrozenTrial],
     rule: str,
     max_size_kib: float | None,
-) -> tuple[FrozenTrial, list[FrozenTrial]]:
-    """Return the chosen trial and the front it was chosen from.
+    fp32_accuracy: float | None = None,
+) -> Choice:
+    """The chosen trial, the front it was chosen from, and why.
 
     The front is that of the feasible members of the last population; when none of them
-    meets ``max_size_kib``, of every feasible individual evaluated.
+    meets ``max_size_kib``, of every feasible individual evaluated. ``fp32_accuracy`` is
+    the reference of ``match-fp32``.
     """
     pool = _feasible(last_population, max_size_kib) or _feasible(all_completed, max_size_kib)
     if not pool:
@@ -44,4 +67,21 @@ def choose_individual(
             f"{smallest:.2f} KiB: raise the limit or allow fewer bits"
         )
     front = pareto_front(pool)
-    return min(front, key=_rank_key(rule)), front
+    if rule == "smallest":
+        return Choice(_smallest(front), front, rule, "the smallest individual of the front")
+    if rule == "match-fp32":
+        if fp32_accuracy is None:
+            raise ValueError("match-fp32 needs the FP32 reference accuracy")
+        matching = [t for t in front if _val_accuracy(t) >= fp32_accuracy]
+        if matching:
+            chosen = _smallest(matching)
+            return Choice(chosen, front, rule,
+                          f"the smallest of the {len(matching)} individual(s) of the front whose "
+                          f"val accuracy reaches the fine-tuned FP32 base's "
+                          f"{fp32_accuracy:.2%}")  # fmt: skip
+        chosen = _most_accurate(front)
+        return Choice(chosen, front, "accuracy",
+                      f"no individual of the front reaches the fine-tuned FP32 base's "
+                      f"{fp32_accuracy:.2%}, so the most accurate")  # fmt: skip
+    return Choice(_most_accurate(front), front, "accuracy",
+                  "the most accurate individual of the front (ties to the smaller)")  # fmt: skip
