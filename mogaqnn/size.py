@@ -15,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from .quant import QuantLayer
 
-__all__ = ["SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS"]
+__all__ = [
+    "SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS", "layer_macs", "bit_operations",
+]
 
 KIB_BITS = 8 * 1024
 FLOAT_BITS = 32
@@ -72,3 +75,47 @@ def model_size(model: nn.Module, bn_fold: Mapping[str, str] | None = None) -> Si
         counted.update(id(p) for p in modules[bn].parameters(recurse=False))
     float_bits = FLOAT_BITS * sum(p.numel() for p in model.parameters() if id(p) not in counted)
     return SizeBreakdown(weight, scale, bias, float_bits)
+
+
+# -- bit operations: the cost of inference ------------------------------------------------------
+def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Multiply-accumulates per sample of every Conv2d and Linear (quantized or not), from
+    one forward pass of ``example`` (a batch of one, at the dataset's input shape)."""
+    macs: dict[str, int] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            per_output = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            per_output = m.in_features
+        else:
+            continue
+
+        def count(module, inputs, output, name=name, per_output=per_output):
+            macs[name] = macs.get(name, 0) + output[0].numel() * per_output
+
+        hooks.append(m.register_forward_hook(count))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return macs
+
+
+def bit_operations(model: nn.Module, macs: Mapping[str, int]) -> int:
+    """BOPs = Σ over quantized layers of MACs × weight bits × activation bits (``macs`` from
+    :func:`layer_macs`); a layer left in float counts at 32 × 32 bits."""
+    total = 0
+    for name, m in model.named_modules():
+        if name not in macs:
+            continue
+        if isinstance(m, QuantLayer):
+            total += macs[name] * m.weight_bits * m.act_bits
+        else:
+            total += macs[name] * FLOAT_BITS * FLOAT_BITS
+    return total

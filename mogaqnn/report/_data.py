@@ -45,6 +45,7 @@ __all__ = [
 
 REFERENCE_BITS = (8, 4, 2)
 HV_REFERENCE = (1.0, 1.0)  # (val error, size / FP32 size): worst error, no compression
+HV_REFERENCE_BOPS = (1.0, 1.0, 1.0)  # three objectives: and BOPs / FP32 BOPs
 REFERENCE_FILE = "reference_points.json"
 
 
@@ -55,6 +56,7 @@ class Point:
     size_bits: int
     trial: int | None = None
     generation: int | None = None
+    bops: int | None = None  # bit operations per sample
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class ReportData:
     references_note: str
     fp32_size_bits: int
     hypervolume: list[tuple[int, float]]  # (generation, HV of every evaluation so far)
-    hv_reference: tuple[float, float]
+    hv_reference: tuple[float, ...]  # 2 or 3 coordinates, as the run's objectives
     policy: list[LayerPolicy]
     result: dict[str, Any]
     config: dict[str, Any]
@@ -99,7 +101,8 @@ def _read_trials(path: Path) -> list[Point]:
                 continue
             gen = int(row["generation"]) if row["generation"] not in ("", "None") else None
             points.append(Point(f"trial {row['trial']}", 1.0 - float(row["val_accuracy"]),
-                                int(row["size_bits"]), int(row["trial"]), gen))  # fmt: skip
+                                int(row["size_bits"]), int(row["trial"]), gen,
+                                int(row["bops"]) if row.get("bops") else None))  # fmt: skip
     return points
 
 
@@ -148,15 +151,21 @@ def _points(stored: list[dict]) -> list[Point]:
             for p in stored if "failed" not in p]  # fmt: skip
 
 
-def _hypervolume(trials: list[Point], fp32_bits: int) -> list[tuple[int, float]]:
-    """HV, per generation, of every evaluation up to it, on (error, size / FP32 size)
-    against :data:`HV_REFERENCE`; points outside the reference box add nothing."""
-    ref = np.array(HV_REFERENCE)
+def _hypervolume(
+    trials: list[Point], fp32_bits: int, fp32_bops: int | None = None
+) -> list[tuple[int, float]]:
+    """HV, per generation, of every evaluation up to it, on (error, size / FP32 size) against
+    :data:`HV_REFERENCE`, or with ``fp32_bops`` (three objectives) on (error, size / FP32
+    size, BOPs / FP32 BOPs) against :data:`HV_REFERENCE_BOPS`; points outside the reference
+    box add nothing."""
+    ref = np.array(HV_REFERENCE if fp32_bops is None else HV_REFERENCE_BOPS)
     gens = sorted({t.generation for t in trials if t.generation is not None})
     out = []
     for g in gens:
-        pts = np.array([(t.error, t.size_bits / fp32_bits) for t in trials
-                        if t.generation is not None and t.generation <= g])  # fmt: skip
+        pts = np.array([(t.error, t.size_bits / fp32_bits)
+                        + (() if fp32_bops is None else (t.bops / fp32_bops,))
+                        for t in trials if t.generation is not None and t.generation <= g
+                        and (fp32_bops is None or t.bops is not None)])  # fmt: skip
         pts = pts[np.all(pts < ref, axis=1)] if len(pts) else pts
         out.append((g, float(moocore.hypervolume(pts, ref=ref)) if len(pts) else 0.0))
     return out
@@ -184,6 +193,8 @@ def report_data(
     search = result["search"]
     chosen_no = result["chosen"]["trial"]
     fp32_bits = int(result["fp32"]["size_bits"])
+    three = "bops" in result.get("config", {}).get("objectives", ())
+    fp32_bops = int(result["fp32"]["bops"]) if three and result["fp32"].get("bops") else None
     try:
         references, note = reference_points(run, evaluator, data), ""
     except RunDirError as exc:  # e.g. Python data that a later `mogaqnn report` cannot load
@@ -211,8 +222,8 @@ def report_data(
         references=references,
         references_note=note,
         fp32_size_bits=fp32_bits,
-        hypervolume=_hypervolume(trials, fp32_bits),
-        hv_reference=HV_REFERENCE,
+        hypervolume=_hypervolume(trials, fp32_bits, fp32_bops),
+        hv_reference=HV_REFERENCE if fp32_bops is None else HV_REFERENCE_BOPS,
         policy=policy,
         result=result,
         config=result.get("config", run.config.to_dict()),

@@ -35,6 +35,20 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def _choice_notes(r: dict) -> list[str]:
+    """Why this individual was chosen, and its bit operations beside the FP32 model's."""
+    notes = []
+    if r.get("selection"):
+        sel = r["selection"]
+        notes.append(f"<p>Chosen by the {html.escape(sel['rule'])} rule: "
+                     f"{html.escape(sel['reason'])}.</p>")  # fmt: skip
+    ch_bops, fp_bops = r["chosen"].get("bops"), r["fp32"].get("bops")
+    if ch_bops and fp_bops:
+        notes.append(f"<p>Bit operations per sample: chosen {ch_bops:.4g}, FP32 {fp_bops:.4g} "
+                     f"({fp_bops / ch_bops:.1f}x fewer).</p>")  # fmt: skip
+    return notes
+
+
 def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> Path:
     """Write the page; ``images`` maps a caption to a PNG file, embedded in the page."""
     r = data.result
@@ -64,6 +78,7 @@ def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> 
         "<h2>Result</h2>",
         _table(["model", "val acc", "test acc", "size KiB", "compression", "epochs"],
                result_rows, "result"),
+        *_choice_notes(r),
         "<h2>Uniform-bit references (search budget, val accuracy)</h2>",
         _table(["individual", "val acc", "size KiB"], ref_rows, "references")
         if ref_rows else f"<p>{html.escape(data.references_note)}</p>",

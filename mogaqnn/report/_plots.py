@@ -80,11 +80,13 @@ def plot_hypervolume(data: ReportData, path: str | Path) -> Path:
     ax.set_xticks(gens)
     ax.set_ylim(0, 1)
     ax.set_title("hypervolume of the evaluated individuals, per generation")
-    e_ref, s_ref = data.hv_reference
+    e_ref, s_ref, *b_ref = data.hv_reference
+    bops = f", BOPs {b_ref[0]:g} x FP32" if b_ref else ""
     ax.text(
         0.02, 0.04,
-        f"objectives normalised: val error in [0, 1], size / FP32 size\n"
-        f"reference point (error {e_ref:g}, size {s_ref:g} x FP32); the largest HV is 1",
+        f"objectives normalised: val error in [0, 1], size / FP32 size"
+        f"{', BOPs / FP32 BOPs' if b_ref else ''}\n"
+        f"reference point (error {e_ref:g}, size {s_ref:g} x FP32{bops}); the largest HV is 1",
         transform=ax.transAxes, fontsize=8, va="bottom",
         bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
     )  # fmt: skip

@@ -3,6 +3,7 @@ seed), for the search, its workers, and whoever rebuilds a run (export, report).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,11 +12,12 @@ from torch import nn
 from ..config import SearchConfig
 from ..data import DatasetSplits
 from ..expand import ModelGraph
-from ..genome import SearchSpace
+from ..genome import Genome, SearchSpace, build_individual
 from ..run import RunContext, augmentation_for, resolve_device, subset, train_settings
+from ..size import bit_operations, layer_macs
 from ._evaluate import Evaluator
 
-__all__ = ["make_evaluator", "run_evaluator"]
+__all__ = ["bops_counter", "make_evaluator", "run_evaluator"]
 
 
 def make_evaluator(
@@ -47,3 +49,20 @@ def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = Non
     the evaluations log: evaluations made here are not trials of the search."""
     device_ = resolve_device(device or run.config.device)
     return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None)
+
+
+def bops_counter(evaluator: Evaluator) -> Callable[[Genome], int]:
+    """The bit operations of a genome's network per input sample (MACs at the dataset's
+    input shape x weight bits x activation bits); MACs depend on the widths only, so they
+    are counted once per set of expansion ratios."""
+    example = evaluator.val_data.x[:1]
+    macs_by_ratios: dict[tuple[float, ...], dict[str, int]] = {}
+
+    def count(genome: Genome) -> int:
+        model = build_individual(evaluator.base, evaluator.graph, evaluator.space, genome)
+        if genome.ratios not in macs_by_ratios:
+            device = next(model.parameters()).device
+            macs_by_ratios[genome.ratios] = layer_macs(model, example.to(device))
+        return bit_operations(model, macs_by_ratios[genome.ratios])
+
+    return count

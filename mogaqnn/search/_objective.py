@@ -50,16 +50,19 @@ def _interrupted(study: optuna.Study, number: int) -> bool:
 @dataclass
 class Objective:
     """Suggest a genome, answer from the trial that trains or trained the same genome if
-    there is one, else claim it and evaluate it. Objectives: (val error, size in bits)."""
+    there is one, else claim it and evaluate it. Objectives: (val error, size in bits), and
+    the bit operations when ``objectives`` names them."""
 
     space: SearchSpace
     evaluate: Callable[[Genome], Evaluation]
     claims: Claims
     max_size_kib: float | None = None  # NSGA-II prefers individuals within it (a constraint)
+    bops: Callable[[Genome], int] | None = None  # bit operations, recorded for every individual
+    objectives: tuple[str, ...] = ("error", "size")  # ("error", "size", "bops"): three
     worker: str = field(default_factory=worker_id)
     poll_s: float = POLL_S
 
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         params = {
             name: trial.suggest_categorical(name, choices)
             for name, choices in self.space.parameters().items()
@@ -79,8 +82,9 @@ class Objective:
                 reason = earlier.user_attrs[FAIL_REASON]
                 trial.set_user_attr(FAIL_REASON, reason)
                 raise IndividualFailed(reason)
-            for k in ("val_accuracy", "size_bits", "size_kib"):
-                trial.set_user_attr(k, earlier.user_attrs[k])
+            for k in ("val_accuracy", "size_bits", "size_kib", "bops"):
+                if k in earlier.user_attrs:
+                    trial.set_user_attr(k, earlier.user_attrs[k])
             self._constrain(trial, earlier.user_attrs["size_bits"])
             return tuple(earlier.values)  # type: ignore[return-value]
         try:
@@ -108,7 +112,13 @@ class Objective:
         trial.set_user_attr("train_seconds", result.train_seconds + result.val_seconds)
         trial.set_user_attr("cache_hit", False)
         self._constrain(trial, result.size_bits)
-        return 1.0 - result.val_accuracy, float(result.size_bits)
+        values = [1.0 - result.val_accuracy, float(result.size_bits)]
+        if self.bops is not None:
+            bops = self.bops(genome)
+            trial.set_user_attr("bops", bops)
+            if "bops" in self.objectives:
+                values.append(float(bops))
+        return tuple(values)
 
     def _constrain(self, trial: optuna.Trial, size_bits: int) -> None:
         """Feasible when <= 0: KiB over the size limit."""

@@ -38,11 +38,11 @@ from ..run import (
     subset,
     train_settings,
 )
-from ..size import KIB_BITS, fp32_size_bits, model_size
+from ..size import KIB_BITS, bit_operations, fp32_size_bits, layer_macs, model_size
 from ..train import evaluate_accuracy, train_model
 from ._claims import open_claims
 from ._evaluate import Evaluator
-from ._fitness import make_evaluator
+from ._fitness import bops_counter, make_evaluator
 from ._loop import (
     clone_retries,
     evaluate_until_done,
@@ -181,6 +181,9 @@ class Search:
             {"pretrain_s": pretrain_s, "search_s": search_s, "final_s": final_s,
              "total_s": time.perf_counter() - start},
         )  # fmt: skip
+        result["chosen"]["bops"] = chosen.user_attrs.get("bops")
+        result["fp32"]["bops"] = bit_operations(base, layer_macs(base, data.val.x[:1].to(
+            next(base.parameters()).device)))  # fmt: skip
         result["selection"] = {"rule": cfg.select, "applied": choice.rule,
                                "reason": choice.reason,
                                "fp32_search_val_accuracy": fp32_reference}  # fmt: skip
@@ -274,7 +277,10 @@ class Search:
         try:
             if cfg.workers == 1:
                 claims = open_claims(url, cfg.study, self.run_dir.claims)
-                objective = Objective(setup.space, setup.evaluator, claims, cfg.max_size_kib)
+                objective = Objective(
+                    setup.space, setup.evaluator, claims, cfg.max_size_kib,
+                    bops=bops_counter(setup.evaluator), objectives=cfg.objectives,
+                )  # fmt: skip
                 evaluate_until_done(
                     study, objective, cfg, callbacks=[lambda study, trial: progress.update()]
                 )
@@ -395,7 +401,7 @@ class Search:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["trial", "generation", "state", "val_accuracy", "size_kib", "size_bits",
-                    "cache_hit", "in_last_population", "on_front", "chosen", "fail_reason",
+                    "cache_hit", "in_last_population", "on_front", "chosen", "fail_reason", "bops",
                     *params])  # fmt: skip
         for t in study.get_trials(deepcopy=False):
             ua = t.user_attrs
@@ -403,7 +409,7 @@ class Search:
                 t.number, trial_generation(t), t.state.name, ua.get("val_accuracy", ""),
                 ua.get("size_kib", ""), ua.get("size_bits", ""), int(bool(ua.get("cache_hit"))),
                 int(t.number in last), int(t.number in on_front), int(t.number == chosen.number),
-                _fail_reason(t), *(t.params.get(p, "") for p in params),
+                _fail_reason(t), ua.get("bops", ""), *(t.params.get(p, "") for p in params),
             ])  # fmt: skip
         atomic_write_text(self.run_dir.pareto_csv, buf.getvalue())
 
@@ -520,6 +526,9 @@ def format_result_table(r: dict[str, Any]) -> str:
         f"{s['cache_hits']} cache hits, {s['failed']} failed), seed {r['seed']}, "
         f"{r['timing']['total_s']:.0f} s",
     ]
+    if ch.get("bops") is not None and fp.get("bops"):
+        lines.append(f"bit operations per sample: chosen {ch['bops']:.4g}, FP32 {fp['bops']:.4g} "
+                     f"({fp['bops'] / ch['bops']:.1f}x fewer)")  # fmt: skip
     if "selection" in r:
         lines.append(f"chosen by the {r['selection']['rule']} rule: {r['selection']['reason']}")
     return "\n".join(lines)

@@ -201,7 +201,7 @@ def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> 
         study_name=config.study,
         storage=open_storage(storage_url),
         sampler=sampler,
-        directions=["minimize", "minimize"],  # val error, size in bits
+        directions=["minimize"] * len(config.objectives),  # val error, size in bits[, BOPs]
         load_if_exists=True,
     )
 

@@ -48,13 +48,10 @@ def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial | None:
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Non-dominated trials on (val error, size), both minimised."""
-    front = []
-    for t in trials:
-        e, s = t.values
-        if not any(
-            (o.values[0] <= e and o.values[1] <= s) and (o.values[0] < e or o.values[1] < s)
-            for o in trials
-        ):
-            front.append(t)
-    return front
+    """Non-dominated trials on their objectives (val error, size[, BOPs]), all minimised."""
+
+    def dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
+        pairs = list(zip(a.values, b.values))
+        return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
+
+    return [t for t in trials if not any(dominates(o, t) for o in trials)]

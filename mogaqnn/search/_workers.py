@@ -25,7 +25,7 @@ from ..config import SearchConfig
 from ..errors import ConfigError, MogaqnnError, RunDirError
 from ..run import RunDir, load_run, load_run_data, resolve_device
 from ._claims import open_claims
-from ._fitness import make_evaluator
+from ._fitness import bops_counter, make_evaluator
 from ._loop import evaluate_until_done
 from ._objective import Objective
 from ._sampler import make_sampler
@@ -101,7 +101,8 @@ def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda
     )
     study = open_study(config, spec.storage_url, make_sampler(config, seed=spec.seed))
     claims = open_claims(spec.storage_url, config.study, run_dir.claims)
-    objective = Objective(run.space, evaluator, claims, config.max_size_kib)
+    objective = Objective(run.space, evaluator, claims, config.max_size_kib,
+                          bops=bops_counter(evaluator), objectives=config.objectives)  # fmt: skip
     evaluate_until_done(study, objective, config, keep_going=keep_going)
 
 
