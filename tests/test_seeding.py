@@ -43,3 +43,24 @@ def test_the_first_generation_holds_the_uniform_individuals(tmp_path):
         "uniform 8-bit", "uniform 4-bit", "uniform 3-bit", "uniform 2-bit"
     }  # fmt: skip
     assert sum("seeded" in t.user_attrs for t in first) == 4  # the other half is random
+
+
+def test_the_paper_tables_mobilenetv2_cells_have_a_feasible_first_generation():
+    """benchmarks/paper_table.py limits MobileNetV2 (28x28 greyscale, 10 classes: both of
+    its datasets) to FP32 size / 8; the seeded uniform 2-bit individual meets it."""
+    import torch
+
+    from mogaqnn.genome import build_individual
+    from mogaqnn.models import create_model
+    from mogaqnn.run import expansion_graph, search_space
+    from mogaqnn.size import fp32_size_bits, model_size
+
+    base = create_model("mobilenetv2", in_channels=1, num_classes=10, image_size=28).eval()
+    config = SearchConfig(population=4, weight_bits=(2, 3, 4), expansion_ratios=(1.0, 1.25, 1.5))
+    graph = expansion_graph(base, torch.zeros(2, 1, 28, 28), config.expansion)
+    space = search_space(config, base, graph)
+    seeds = dict(uniform_seeds(space, config.population))
+    assert "uniform 2-bit" in seeds
+    size = model_size(build_individual(base, graph, space, seeds["uniform 2-bit"]), graph.bn_fold)
+    limit_bits = fp32_size_bits(base) / 8
+    assert size.total_bits <= limit_bits
