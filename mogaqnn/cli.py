@@ -64,7 +64,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 # Flags that say how to run, which resume and worker accept (see RUN_IDENTITY_EXCLUDED).
-_RUN_FLAGS = ("workers", "devices", "device")
+_RUN_FLAGS = ("workers", "devices", "device", "threads")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -101,6 +101,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     run_worker(
         args.storage, args.study, args.out, workers=checked.workers,
         device=checked.device if "device" in given else None, devices=checked.devices,
+        threads=checked.threads,
     )  # fmt: skip
     return 0
 

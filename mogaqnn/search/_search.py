@@ -54,6 +54,7 @@ from ._study import (
     trial_generation,
     wait_for_running,
 )
+from ._threads import describe_threads, process_threads, torch_threads
 from ._workers import run_workers, sha256_file, worker_specs
 
 __all__ = ["Search", "SearchResult", "search", "resolve_device"]
@@ -134,7 +135,7 @@ class Search:
     def run(self) -> SearchResult:
         """Run the search, or continue the one its run directory holds."""
         resumed = self.run_dir.prepare(self.config)
-        with self.run_dir.exclusive():
+        with self.run_dir.exclusive(), torch_threads(process_threads(self.config, worker=False)):
             return self._run(resumed)
 
     def _run(self, resumed: bool) -> SearchResult:
@@ -225,6 +226,7 @@ class Search:
         """The pretrained FP32 base, from the run directory when it was trained before."""
         cfg = self.config
         model = self._build_fp32(data)
+        self.log(describe_threads(cfg))  # first, once model and data are found to exist
         path = self.run_dir.base_checkpoint
         if path.exists():
             ckpt = read_checkpoint(path, "")
