@@ -60,6 +60,8 @@ CONFIG_ATTR = "mogaqnn_config"  # study user attrs: what a remote worker rebuild
 BASE_ATTR = "base_sha256"
 HEARTBEAT_S, GRACE_S = 20, 60  # RDB: a worker silent this long is dead, its trial runs again
 POLL_S = 0.5
+OBJECTIVE_NAMES = ("val error", "size bits")  # what Objective returns, in this order
+GENERATION = "generation"  # user attr: the NSGA-II generation, readable in optuna-dashboard
 
 
 class IndividualFailed(Exception):
@@ -222,13 +224,18 @@ class GenerationalRandomSampler(RandomSampler):
 
 def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=config.study,
         storage=open_storage(storage_url),
         sampler=sampler,
-        directions=["minimize", "minimize"],  # val error, size in bits
+        directions=["minimize", "minimize"],
         load_if_exists=True,
     )
+    if study.metric_names is None:  # the names optuna-dashboard and trials_dataframe show
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(OBJECTIVE_NAMES))
+    return study
 
 
 def bind_run(study: optuna.Study, config: SearchConfig, base_sha256: str) -> None:
@@ -456,8 +463,7 @@ def _ensure_generation(trial: optuna.Trial) -> None:
     sampler, study = trial.study.sampler, trial.study
     if isinstance(sampler, NSGAIISampler):
         frozen = study._storage.get_trial(trial._trial_id)
-        if trial_generation(frozen) is None:
-            sampler.get_trial_generation(study, frozen)
+        trial.set_user_attr(GENERATION, sampler.get_trial_generation(study, frozen))
 
 
 def _earlier_result(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
