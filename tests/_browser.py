@@ -46,7 +46,7 @@ class _Chromium:
         self.proc = subprocess.Popen(
             [exe, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              f"--user-data-dir={profile}", "--no-first-run", "--no-default-browser-check",
-             "--disable-extensions", "--disable-background-networking",
+             "--disable-extensions", "--disable-background-networking", "--disable-dev-shm-usage",
              "--disable-component-update", "--disable-sync",
              "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1200,900", "about:blank"],
             pass_fds=(3, 4), preexec_fn=use_fds_3_and_4, stdin=subprocess.DEVNULL,
@@ -106,7 +106,7 @@ _IMAGES = """JSON.stringify([...document.images].map(i => ({src: i.src.slice(0, 
     complete: i.complete, naturalWidth: i.naturalWidth, naturalHeight: i.naturalHeight})))"""
 
 
-def open_in_chromium(page: Path, screenshot: Path, timeout: float = 15.0) -> PageLoad:
+def open_in_chromium(page: Path, screenshot: Path, timeout: float = 30.0) -> PageLoad:
     """Load ``page`` (a local file), wait for its load event, write a full-page PNG."""
     deadline = time.monotonic() + timeout
     log_path = screenshot.with_suffix(".log")  # chromium's own output
