@@ -12,7 +12,7 @@ SHELL  := /bin/bash
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,images,postgres]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,images,postgres,dashboard]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -21,11 +21,13 @@ demo: setup
 	$(BIN)/mogaqnn search --model lenet5 --dataset mnist5k --population 16 --generations 8 \
 		--out runs/demo --seed 0
 
-# Debian packages the tests read: the real Fashion-MNIST files and a PostgreSQL server.
+# Debian packages the tests read: the real Fashion-MNIST files, a PostgreSQL server and a
+# headless browser for the report.
 system-deps:
 	@missing=""; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 		echo "installing Debian packages:$$missing"; \

@@ -1,4 +1,4 @@
-"""Command line: ``mogaqnn search|resume|worker|export|report|models|datasets``, over the API.
+"""Command line: ``mogaqnn search|resume|worker|export|report|dashboard|models|datasets``.
 
 Usage errors and every MogaqnnError become one line on stderr and exit status 2.
 """
@@ -65,7 +65,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 # Flags that say how to run, which resume and worker accept (see RUN_IDENTITY_EXCLUDED).
-_RUN_FLAGS = ("workers", "devices", "device")
+_RUN_FLAGS = ("workers", "devices", "device", "threads")
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -114,6 +114,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     run_worker(
         args.storage, args.study, args.out, workers=checked.workers,
         device=checked.device if "device" in given else None, devices=checked.devices,
+        threads=checked.threads,
     )  # fmt: skip
     return 0
 
@@ -164,6 +165,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import serve_dashboard
+
+    serve_dashboard(args.run, host=args.host, port=args.port)
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "search": ("run a MOGAQNN search and train the chosen individual", _cmd_search),
     "resume": ("continue the run in a run directory (after a kill, or with more workers)",
@@ -172,6 +180,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
                _cmd_worker),
     "export": ("export a run's trained individual: bit-packed file or ONNX", _cmd_export),
     "report": ("write a run's plots and HTML report into its directory", _cmd_report),
+    "dashboard": ("open a run's study in optuna-dashboard (needs mogaqnn[dashboard])",
+                  _cmd_dashboard),
     "models": ("list the model zoo with parameter counts", _cmd_models),
     "datasets": ("list the datasets and where they are found", _cmd_datasets),
 }
@@ -205,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a directory holding the coordinator's base.pt (shared or a "
                            "copy); evaluations.log is written there")
             _add_run_flags(p)
-        if name in ("export", "report"):
+        if name in ("export", "report", "dashboard"):
             p.add_argument("run", metavar="RUN", help="run directory (a search's --out)")
         if name == "export":
             p.add_argument("--individual", default="chosen", metavar="ID|chosen",
@@ -219,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", default=None, metavar="PATH",
                            help="file to write (default: RUN/model.mogaqnn or RUN/model.onnx)",
                            )  # fmt: skip
+        if name == "dashboard":
+            p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+            p.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default: %(default)s, this machine only)")
         if name == "datasets":
             p.add_argument("--data-dir", default=None, help="folder searched first")
     return parser

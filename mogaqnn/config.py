@@ -32,7 +32,7 @@ MIN_BITS, MAX_BITS = 1, 16
 # Keys that may change between two invocations of the same run (they say how to run it,
 # not what it computes): resuming with another device or worker count is the same run.
 RUN_IDENTITY_EXCLUDED = frozenset(
-    {"out", "device", "devices", "workers", "storage", "study", "progress"}
+    {"out", "device", "devices", "workers", "storage", "study", "progress", "threads"}
 )
 
 
@@ -86,6 +86,7 @@ class SearchConfig:
     study: str = "mogaqnn"
     workers: int = 1
     devices: tuple[str, ...] = ()
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -163,6 +164,8 @@ FIELD_HELP: dict[str, str] = {
     "workers": "worker processes evaluating individuals in parallel",
     "devices": "devices of the workers, e.g. cuda:0,cuda:1 (worker i runs on device i mod n; "
     "default: --device for all)",
+    "threads": "torch threads of each process (default: the cores given to the process, or "
+    "OMP_NUM_THREADS when set; 1 per worker when workers > 1)",
 }
 
 
@@ -288,6 +291,8 @@ def _validate(c: SearchConfig) -> None:
             f"devices lists {len(c.devices)} devices but workers is {c.workers}; give "
             f"--workers {len(c.devices)} to run one worker per device"
         )
+    if c.threads is not None and c.threads < 1:
+        raise ConfigError(f"threads is {c.threads}; give at least 1, or 0 for the default")
     if not c.study.strip():
         raise ConfigError("study is empty; give a study name, e.g. mogaqnn")
     if c.augment_crop < 0:

@@ -98,12 +98,12 @@ def test_onnx_export_runs_in_onnxruntime_at_the_torch_accuracy(chosen, tmp_path)
     # Weights are int8 initializers inside their bit width's range, read by DequantizeLinear.
     proto = onnx.load(str(path))
     int8 = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8
-            and i.name.endswith("weight_quantized")]  # fmt: skip
+            and i.name.endswith(".weight_codes")]  # fmt: skip
     assert len(int8) == len(run_model.run.space.layers)
     bits = dict(zip(run_model.run.space.layers, run_model.genome.weight_bits))
     for init in int8:
         codes = onnx.numpy_helper.to_array(init)
-        qmax = max(2 ** (bits[init.name.removesuffix(".weight_quantized")] - 1) - 1, 1)
+        qmax = max(2 ** (bits[init.name.removesuffix(".weight_codes")] - 1) - 1, 1)
         assert np.abs(codes).max() <= qmax
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "Clip"} <= ops

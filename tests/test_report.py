@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from mogaqnn.report import report_data, write_report
+from mogaqnn.report._data import _fp32_point
 from mogaqnn.search import Evaluator
+from tests._browser import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,6 +56,12 @@ def test_report_data_is_consistent(tiny_run_dir):
     assert len(data.trials) == result["search"]["evaluations"]
     assert data.chosen.trial == result["chosen"]["trial"]
     assert data.fp32.size_bits == result["fp32"]["size_bits"]
+    # The FP32 point is the baseline trained as long as the chosen model, not the base.
+    assert data.fp32.error == pytest.approx(1 - result["fp32"]["val_accuracy"])
+    assert data.fp32.label == f"FP32 baseline ({result['fp32']['epochs']:g} epochs)"
+    old = {k: v for k, v in result["fp32"].items() if k != "val_accuracy"}
+    base = _fp32_point(old, 0.9)  # a result.json without it: the base, named as such
+    assert base.label == "FP32 base (pretrained only)" and base.error == pytest.approx(0.1)
     hv = [v for _, v in data.hypervolume]
     assert len(hv) == result["search"]["generations"]
     assert all(0.0 <= v <= 1.0 for v in hv) and hv == sorted(hv)  # cumulative: never drops
@@ -87,3 +95,20 @@ def test_cli_report_bad_run_dir_is_one_line(make, tmp_path):
     proc = run_cli("report", str(target))
     assert proc.returncode == 2
     assert proc.stderr.startswith("mogaqnn: error: ") and proc.stderr.count("\n") == 1
+
+
+def test_report_renders_offline_in_headless_chromium(tiny_run_dir, tmp_path):
+    shot = tmp_path / "report.png"
+    page = open_in_chromium(tiny_run_dir / "report.html", shot)
+    assert page.errors == []  # no console error, no uncaught exception
+    assert page.title.startswith("MOGAQNN report: lenet5 on mnist5k")
+    assert len(page.images) == len(FIGURES)
+    for img in page.images:  # every figure decoded
+        assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
+    # Offline: the page itself and its data: figures, nothing fetched over the network.
+    assert page.requests[0] == (tiny_run_dir / "report.html").resolve().as_uri()
+    assert {url.split(":", 1)[0] for url in page.requests} == {"file", "data"}
+    with Image.open(shot) as img:
+        assert img.format == "PNG" and img.width >= 800 and img.height > 1500  # the whole page
+        low, high = img.convert("L").getextrema()
+        assert high - low > 100  # not a blank page

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import ExportError
 from ..quant import QuantLayer, fake_quant_per_tensor, int_range
+from ._onnx_ops import dequantize_weight, quantize_dequantize
 
 __all__ = [
     "DequantConv2d",
@@ -166,16 +167,29 @@ def fold_model(model: nn.Module, bn_fold: Mapping[str, str]) -> FoldedModel:
 class _DequantLayer:
     """Input fake-quantized at the calibrated per-tensor scale; weight already ``codes*scale``.
 
-    With ``onnx_export`` set, the quantizers use the ops that torch's ONNX exporter turns
-    into QuantizeLinear/DequantizeLinear (8-bit types), with a Clip to the narrower range
-    of fewer bits, and the weight goes through a per-channel fake quant (its codes already
-    fit, so it is unchanged) that becomes the int8 weight's DequantizeLinear.
+    After :meth:`enable_onnx_export` the layer calls the ops that the ONNX export translates
+    into QuantizeLinear/DequantizeLinear (8-bit types, see ``_onnx_ops``): the input through
+    a Clip to the narrower range of fewer bits and an 8-bit quantizer, the weight as int8
+    codes (a buffer, the int8 initializer) times the per-channel scale.
     """
 
     act_bits: int
     act_signed: bool
     weight_bits: int
     onnx_export: bool = False
+    act_clip: tuple[float, float]
+
+    def enable_onnx_export(self) -> None:
+        """Hold the weight as its int8 codes and the input scale as a scalar, for ONNX."""
+        scale = self.weight_scale.view((-1,) + (1,) * (self.weight.dim() - 1))
+        # weight = codes * scale in float32, so dividing gives the codes back exactly.
+        codes = torch.where(scale > 0, torch.round(self.weight / scale), 0.0)
+        self.register_buffer("weight_codes", codes.to(torch.int8))
+        self.register_buffer("act_scale_scalar", self.act_scale.reshape(()).clone())
+        qmin, qmax = int_range(self.act_bits, self.act_signed)
+        s = float(self.act_scale)
+        self.act_clip = (qmin * s, qmax * s)  # constants of the graph's Clip
+        self.onnx_export = True
 
     def _init_dequant(self, layer: FoldedLayer) -> None:
         self.act_bits, self.act_signed = layer.act_bits, layer.act_signed
@@ -194,20 +208,13 @@ class _DequantLayer:
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.onnx_export:
             return fake_quant_per_tensor(x, self.act_scale, self.act_bits, self.act_signed)
-        qmin, qmax = int_range(self.act_bits, self.act_signed)
-        s = self.act_scale
-        x = torch.clamp(x, qmin * float(s), qmax * float(s))
-        lo, hi = (-128, 127) if self.act_signed else (0, 255)
-        zero = torch.zeros(1, dtype=torch.int32)
-        return torch.fake_quantize_per_tensor_affine(x, s, zero, lo, hi)
+        x = torch.clamp(x, *self.act_clip)
+        return quantize_dequantize(x, self.act_scale_scalar, self.act_signed)
 
     def _weight(self) -> torch.Tensor:
         if not self.onnx_export:
             return self.weight
-        zero = torch.zeros(self.weight.shape[0], dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(
-            self.weight, self.weight_scale, zero, 0, -128, 127
-        )
+        return dequantize_weight(self.weight_codes, self.weight_scale)
 
 
 class DequantConv2d(_DequantLayer, nn.Conv2d):

@@ -7,15 +7,14 @@ Clip -> QuantizeLinear -> DequantizeLinear at the calibrated scale: uint8 after 
 when signed. ONNX has 8-bit types only, so the Clip to ``[qmin * s, qmax * s]`` makes a
 ``b``-bit quantizer of the 8-bit one (``b <= 8``; codes never exceed the 8-bit range).
 
-torch's TorchScript exporter (``dynamo=False``) turns ``torch.fake_quantize_per_*_affine``
-into Q/DQ pairs at opset 13; the weight's Q of a constant is then folded here into the
-int8 initializer, so the file stores 8 bits per weight, not 32.
+The graph comes from torch's ``torch.export``-based exporter (``dynamo=True``): the module
+calls the two custom ops of ``_onnx_ops``, which its ``custom_translation_table`` writes as
+QuantizeLinear/DequantizeLinear, so the file stores the int8 codes, 8 bits per weight.
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 import warnings
@@ -31,11 +30,11 @@ from torch import nn
 from ..errors import ExportError
 from ..size import model_size
 from ._fold import _DequantLayer, build_dequantized, fold_model
+from ._onnx_ops import OPSET, onnx_translations
 from ._rebuild import RunModel, load_run_model
 
 __all__ = ["OPSET", "OnnxExport", "export_onnx", "onnx_predict", "write_onnx"]
 
-OPSET = 13
 MAX_ONNX_BITS = 8
 
 
@@ -52,54 +51,6 @@ def _require(module: str) -> Any:
     except ImportError:
         raise ExportError(f"the ONNX export needs the {module} package: "
                           "pip install 'mogaqnn[onnx]'") from None  # fmt: skip
-
-
-def _fold_weight_quantizers(model: Any) -> None:
-    """Replace each QuantizeLinear of a constant weight by the int8 codes it computes."""
-    onnx = _require("onnx")
-    from onnx import numpy_helper
-
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    # Scales and zero points arrive as initializers or as Constant nodes.
-    consts = {name: numpy_helper.to_array(t) for name, t in inits.items()}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    remove = []
-    for node in graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] not in inits:
-            continue
-        if node.input[1] not in consts or node.input[2] not in consts:
-            continue
-        w, scale, zero = (consts[name] for name in node.input[:3])
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * w.ndim
-        shape[axis] = -1
-        # ONNX's QuantizeLinear: saturate(round_half_even(x / scale) + zero_point).
-        q = np.rint(w / scale.reshape(shape)) + zero.reshape(shape).astype(np.float32)
-        info = np.iinfo(zero.dtype)
-        codes = np.clip(q, info.min, info.max).astype(zero.dtype)
-        new_name = f"{node.input[0]}_quantized"
-        graph.initializer.append(numpy_helper.from_array(codes, new_name))
-        for user in consumers.get(node.output[0], []):
-            for i, name in enumerate(user.input):
-                if name == node.output[0]:
-                    user.input[i] = new_name
-        remove.append(node)
-    for node in remove:
-        graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input}
-    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
-        graph.node.remove(node)
-    for init in list(graph.initializer):
-        if init.name not in used:
-            graph.initializer.remove(init)
-    onnx.checker.check_model(model)
 
 
 def write_onnx(
@@ -119,6 +70,7 @@ def write_onnx(
     refused (the packed format takes them).
     """
     onnx = _require("onnx")
+    _require("onnxscript")  # the exporter writes the graph with it
     folded = fold_model(model, bn_fold or {})
     widest = max((b for f in folded.layers for b in (f.weight_bits, f.act_bits)), default=0)
     if widest > MAX_ONNX_BITS:
@@ -129,17 +81,22 @@ def write_onnx(
     module = build_dequantized(copy.deepcopy(skeleton), folded)
     for m in module.modules():
         if isinstance(m, _DequantLayer):
-            m.onnx_export = True
-    buf = io.BytesIO()
+            m.enable_onnx_export()
+    module.eval()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(
-            module, (torch.zeros(1, *input_shape),), buf, dynamo=False, opset_version=OPSET,
+        # torch 2.13's exporter trips over torch's own deprecated pytree check (a
+        # FutureWarning from inside torch, on every model); nothing else is silenced.
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+        )
+        program = torch.onnx.export(
+            module, (torch.zeros(2, *input_shape),), dynamo=True, opset_version=OPSET,
             input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            custom_translation_table=onnx_translations(), verbose=False,
         )  # fmt: skip
-    proto = onnx.load_from_string(buf.getvalue())
-    _fold_weight_quantizers(proto)
+    proto = program.model_proto
+    onnx.checker.check_model(proto)
     size = model_size(model, bn_fold)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "mogaqnn", json.dumps({**(meta or {}), "size_bits": size.total_bits})

@@ -80,7 +80,7 @@ class ReportData:
     last_population: list[Point]
     front: list[Point]  # the last population's front, the one the choice was made from
     chosen: Point  # its search-time val error, as the other points
-    fp32: Point
+    fp32: Point  # the final FP32 baseline (pretrain + final epochs), val error on all of val
     references: list[Point]  # uniform bits, ratio 1.0; empty when they cannot be evaluated
     references_note: str
     fp32_size_bits: int
@@ -171,6 +171,16 @@ def _hypervolume(
     return out
 
 
+def _fp32_point(fp32: dict[str, Any], base_val_accuracy: float) -> Point:
+    """The FP32 baseline the chosen model is compared with (pretrained, then trained as many
+    final epochs); a result.json without its val accuracy gets the pretrained base, so named."""
+    if fp32.get("val_accuracy") is not None:
+        return Point(f"FP32 baseline ({fp32['epochs']:g} epochs)", 1.0 - fp32["val_accuracy"],
+                     int(fp32["size_bits"]))  # fmt: skip
+    error = 1.0 - base_val_accuracy if not math.isnan(base_val_accuracy) else math.nan
+    return Point("FP32 base (pretrained only)", error, int(fp32["size_bits"]))
+
+
 def _out_widths(path: Path, layers: list[str]) -> dict[str, int]:
     sd = read_checkpoint(path, "the search has not pretrained its base yet")["state_dict"]
     return {n: int(sd[f"{n}.weight"].shape[0]) for n in layers if f"{n}.weight" in sd}
@@ -208,7 +218,6 @@ def report_data(
                     final_w[spec["layer"]])
         for spec in ch["layers"]
     ]  # fmt: skip
-    base_acc = run.base_val_accuracy
     return ReportData(
         run_dir=run.root,
         title=f"{result['model']['name']} on {result['dataset']['name']}",
@@ -217,8 +226,7 @@ def report_data(
         front=[by_number[n] for n in search["front"] if n in by_number],
         chosen=by_number.get(chosen_no) or Point(f"trial {chosen_no}",
                                                  1.0 - ch["search_val_accuracy"], ch["size_bits"]),
-        fp32=Point("FP32 base", 1.0 - base_acc if not math.isnan(base_acc) else math.nan,
-                   fp32_bits),
+        fp32=_fp32_point(result["fp32"], run.base_val_accuracy),
         references=references,
         references_note=note,
         fp32_size_bits=fp32_bits,

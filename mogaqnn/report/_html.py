@@ -86,7 +86,7 @@ def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> 
     for caption, img in images.items():
         parts += [f"<h2>{html.escape(caption)}</h2>", _img(img, caption)]
     parts += [
-        "<h2>Policy of the chosen individual</h2>",
+        "<h2>Bit widths and widths per layer</h2>",
         _table(["layer", "weight bits", "act bits", "width", "ratio"], layer_rows, "policy"),
         "<h2>Config</h2>",
         f"<pre>{html.escape(json.dumps(data.config, indent=2))}</pre>",

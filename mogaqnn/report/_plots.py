@@ -40,7 +40,7 @@ def plot_pareto(data: ReportData, path: str | Path) -> Path:
     ax.plot([t.size_bits / KIB_BITS for t in front], [100 * t.error for t in front], "o-",
             color="tab:red", ms=6, lw=1.2, label="last population's front", zorder=3)  # fmt: skip
     ax.scatter([data.fp32.size_bits / KIB_BITS], [100 * data.fp32.error], marker="*", s=180,
-               c="black", label="FP32 base", zorder=4)  # fmt: skip
+               c="black", label=data.fp32.label, zorder=4)  # fmt: skip
     for i, ref in enumerate(data.references):
         ax.scatter([ref.size_bits / KIB_BITS], [100 * ref.error], marker="^", s=70, c=f"C{i}",
                    edgecolors="black", linewidths=0.5, label=ref.label, zorder=4)  # fmt: skip

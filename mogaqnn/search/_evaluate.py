@@ -73,6 +73,7 @@ class Evaluator:
     def _log(self, genome: Genome) -> None:
         if self.log_path is None:
             return
-        line = json.dumps({"genome": genome.key(), "pid": os.getpid(), "time": time.time()})
+        line = json.dumps({"genome": genome.key(), "pid": os.getpid(), "time": time.time(),
+                           "threads": torch.get_num_threads()})  # fmt: skip
         with open(self.log_path, "a", encoding="utf-8") as f:  # O_APPEND: one line, atomic
             f.write(line + "\n")

@@ -56,6 +56,7 @@ from ._reference import fp32_reference_accuracy
 from ._sampler import make_sampler, seed_first_generation
 from ._select import choose
 from ._store import bind_run, open_study
+from ._threads import describe_threads, process_threads, torch_threads
 from ._trials import FAIL_REASON, completed, pareto_front, trial_generation
 from ._workers import run_workers, sha256_file, worker_specs
 
@@ -129,7 +130,7 @@ class Search:
     def run(self) -> SearchResult:
         """Run the search, or continue the one its run directory holds."""
         resumed = self.run_dir.prepare(self.config)
-        with self.run_dir.exclusive():
+        with self.run_dir.exclusive(), torch_threads(process_threads(self.config, worker=False)):
             return self._run(resumed)
 
     def _run(self, resumed: bool) -> SearchResult:
@@ -227,6 +228,7 @@ class Search:
         """The pretrained FP32 base, from the run directory when it was trained before."""
         cfg = self.config
         model = self._build_fp32(data)
+        self.log(describe_threads(cfg))  # first, once model and data are found to exist
         path = self.run_dir.base_checkpoint
         if path.exists():
             ckpt = read_checkpoint(path, "")

@@ -26,6 +26,9 @@ from ..errors import ConfigError, RunDirError
 from ..run import flocked
 from ._trials import GENOME_KEY
 
+# what each objective is called in optuna-dashboard and trials_dataframe
+OBJECTIVE_NAMES = {"error": "val error", "size": "size bits", "bops": "BOPs"}
+
 __all__ = [
     "STUDY_NAME",
     "bind_run",
@@ -197,13 +200,18 @@ def _may_be_schema_race(exc: Exception) -> bool:
 
 def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial errors: in pareto.csv
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=config.study,
         storage=open_storage(storage_url),
         sampler=sampler,
-        directions=["minimize"] * len(config.objectives),  # val error, size in bits[, BOPs]
+        directions=["minimize"] * len(config.objectives),
         load_if_exists=True,
     )
+    if study.metric_names is None:  # the names optuna-dashboard and trials_dataframe show
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_NAMES[o] for o in config.objectives])
+    return study
 
 
 def bind_run(study: optuna.Study, config: SearchConfig, base_sha256: str) -> None:

@@ -30,6 +30,7 @@ from ._loop import evaluate_until_done
 from ._objective import Objective
 from ._sampler import make_sampler
 from ._store import load_run_study, open_study
+from ._threads import process_threads
 
 __all__ = ["WorkerSpec", "worker_specs", "run_workers", "evaluate_as_worker", "run_worker"]
 
@@ -66,19 +67,18 @@ def worker_specs(
     data: Any = None,
 ) -> list[WorkerSpec]:
     """One spec per worker: devices round-robin over ``config.devices`` (default: the one
-    ``config.device``), CPU workers sharing the cores equally."""
+    ``config.device``), each with the config's threads (default: 1 per worker)."""
     n = config.workers
     devices = [config.devices[i % len(config.devices)] if config.devices else config.device
                for i in range(n)]  # fmt: skip
-    cpu_workers = sum(not d.startswith("cuda") for d in devices) or 1
-    share = max(1, (os.cpu_count() or 1) // cpu_workers)
+    threads = process_threads(config, worker=True)
     return [
         WorkerSpec(
             config=config,
             storage_url=storage_url,
             index=i,
             device=devices[i],
-            threads=1 if devices[i].startswith("cuda") else share,
+            threads=threads,
             seed=seeds[i],
             parent_pid=os.getpid(),
             model=model,
@@ -91,6 +91,8 @@ def worker_specs(
 def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda: True) -> None:
     """Rebuild the run from its FP32 base (as the search built it) and evaluate until the
     study is done."""
+
+    torch.set_num_threads(spec.threads)
     config = spec.config.replace(device=spec.device, devices=(), progress=False)
     run_dir = RunDir(config.out)
     run = load_run(run_dir.root, model=spec.model, config=config)
@@ -120,7 +122,6 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _worker_main(spec: WorkerSpec, errors: Any) -> None:
     _die_with_parent(spec.parent_pid)
-    torch.set_num_threads(spec.threads)
     try:
         evaluate_as_worker(spec, keep_going=lambda: os.getppid() == spec.parent_pid)
     except MogaqnnError as exc:
@@ -186,6 +187,7 @@ def run_worker(
     workers: int = 1,
     device: str | None = None,
     devices: tuple[str, ...] = (),
+    threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> None:
     """``mogaqnn worker``: evaluate for a coordinator's study in a database."""
@@ -205,7 +207,7 @@ def run_worker(
         )
     changes: dict[str, Any] = {
         "out": out, "storage": storage_url, "study": study_name, "progress": False,
-        "workers": workers, "devices": list(devices),
+        "workers": workers, "devices": list(devices), "threads": threads,
     }  # fmt: skip
     if device is not None:
         changes["device"] = device
@@ -218,7 +220,10 @@ def run_worker(
             f"(sha256 {base_sha[:16]}...)"
         )
     specs = worker_specs(config, storage_url, seeds=[None] * workers)
-    log(f"worker on {socket.gethostname()}: {workers} process(es) evaluating study {study_name!r}")
+    log(
+        f"worker on {socket.gethostname()}: {workers} process(es) evaluating study "
+        f"{study_name!r}, threads: {specs[0].threads} per process"
+    )
     t0 = time.perf_counter()
     if workers == 1:
         evaluate_as_worker(specs[0])
