@@ -33,9 +33,9 @@ def _channel_map(width: int, new_width: int, gen: torch.Generator) -> torch.Tens
     return torch.cat([torch.arange(width), extra])
 
 
-def _input_map(consumer: Consumer, maps: Sequence[torch.Tensor | None]) -> tuple[
-    torch.Tensor, torch.Tensor
-]:
+def _input_map(
+    consumer: Consumer, maps: Sequence[torch.Tensor | None]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Old input index and divisor for each new input position of ``consumer``."""
     index, divisor, offset = [], [], 0
     for seg in consumer.segments:
