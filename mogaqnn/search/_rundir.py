@@ -18,11 +18,7 @@ from ..config import SearchConfig
 from ..errors import RunDirError
 
 __all__ = [
-    "RunDir",
-    "atomic_torch_save",
-    "atomic_write_text",
-    "flocked",
-    "load_weights",
+    "RunDir", "atomic_torch_save", "atomic_write_text", "flocked", "load_weights",
     "read_checkpoint",
 ]
 

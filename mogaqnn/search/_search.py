@@ -335,17 +335,13 @@ class Search:
             "seed": cfg.seed,
             "config": cfg.to_dict(),
             "dataset": {
-                "name": data.name,
-                "train": len(data.train),
-                "val": len(data.val),
-                "test": len(data.test),
-                "classes": data.num_classes,
+                "name": data.name, "train": len(data.train), "val": len(data.val),
+                "test": len(data.test), "classes": data.num_classes,
                 "search_train": len(subset(data.train, cfg.search_train_samples, cfg.seed)),
                 "search_val": len(subset(data.val, cfg.search_val_samples, cfg.seed)),
             },
             "model": {
-                "name": cfg.model,
-                "parameters": base_params,
+                "name": cfg.model, "parameters": base_params,
                 "quantized_layers": list(space.layers),
                 "expansion_groups": [
                     {"group": g.name, "width": g.width, "layers": g.producers + g.passthrough}
@@ -357,8 +353,7 @@ class Search:
                 "epochs": cfg.pretrain_epochs + cfg.final_epochs,
                 "val_accuracy": final["fp32"]["val_accuracy"],
                 "test_accuracy": final["fp32"]["test_accuracy"],
-                "size_bits": fp32_bits,
-                "size_kib": fp32_bits / KIB_BITS,
+                "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
             },
             "chosen": {
                 "trial": chosen.number,
@@ -371,10 +366,8 @@ class Search:
                 "size_bits": size.total_bits,
                 "size_kib": size.kib,
                 "size_breakdown_bits": {
-                    "weights": size.weight_bits,
-                    "scales": size.scale_bits,
-                    "biases": size.bias_bits,
-                    "float": size.float_bits,
+                    "weights": size.weight_bits, "scales": size.scale_bits,
+                    "biases": size.bias_bits, "float": size.float_bits,
                 },
                 "compression_ratio": fp32_bits / size.total_bits,
                 "mean_weight_bits": genome.mean_weight_bits(),
@@ -382,8 +375,7 @@ class Search:
                 **space.describe(genome),
             },
             "search": {
-                "population": cfg.population,
-                "generations": cfg.generations,
+                "population": cfg.population, "generations": cfg.generations,
                 "evaluations": len(trials),
                 "trained": sum(not t.user_attrs.get("cache_hit") for t in trials),
                 "cache_hits": sum(bool(t.user_attrs.get("cache_hit")) for t in trials),
@@ -469,7 +461,9 @@ class _Progress:
         done = min(counts.get(gen, 0), cfg.population)
         if done == cfg.population and gen + 1 < cfg.generations:
             gen, done = gen + 1, 0  # the next generation is filling up
-        self.bar.set_postfix_str(f"gen {gen + 1}/{cfg.generations}, eval {done}/{cfg.population}")
+        self.bar.set_postfix_str(
+            f"gen {gen + 1}/{cfg.generations}, eval {done}/{cfg.population}"
+        )
         self.bar.refresh()
         for g in sorted(counts):
             if g in self.reported or counts[g] < cfg.population:
@@ -536,3 +530,5 @@ def format_result_table(r: dict[str, Any]) -> str:
         f"{r['timing']['total_s']:.0f} s",
     ]
     return "\n".join(lines)
+
+
