@@ -1,6 +1,9 @@
 """The analysis invariant: every node that reads a channel layout maps it exactly or fixes
 what it reads with a reason, so every widening it allows preserves the function."""
 
+import importlib
+
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -194,3 +197,54 @@ class RandomNet(nn.Module):
 def test_every_allowed_widening_preserves_the_function(ops, widths, seed):
     torch.manual_seed(seed)
     _check_widenings(RandomNet(ops, widths), torch.randn(2, 1, 8, 8), seed)
+
+
+# -- the one-forward check before a search ----------------------------------------------
+def test_a_widening_that_cannot_run_is_named_an_analysis_bug(monkeypatch):
+    setup = importlib.import_module("mogaqnn.search._setup")  # mogaqnn.search is a function
+    from mogaqnn.errors import ExpansionBugError
+
+    model, x = SpatialAttention(), torch.randn(2, 1, 8, 8)
+    real = setup.analyze_model
+
+    def forgetful(m, example):  # an analysis that forgets the consumers of one group
+        graph = real(m, example)
+        graph.group("mid").consumers.clear()
+        return graph
+
+    monkeypatch.setattr(setup, "analyze_model", forgetful)
+    with pytest.raises(ExpansionBugError, match=r"analysis bug: .*groups mid fails"):
+        setup.expansion_graph(model, x, "auto")
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if x.sum() > 0:  # fx cannot trace a branch on data
+            x = -x
+        return self.head(x.mean((2, 3)))
+
+
+def test_an_untraceable_model_gets_bits_only_and_one_line_saying_why():
+    from mogaqnn.search._setup import expansion_graph
+
+    notes: list[str] = []
+    graph = expansion_graph(DataDependent(), torch.randn(2, 1, 8, 8), "auto", note=notes.append)
+    assert graph.groups == []
+    (line,) = notes
+    assert "\n" not in line and "cannot be traced" in line and "bit widths only" in line
+
+
+def test_the_note_names_layers_that_keep_their_width():
+    from mogaqnn.search._setup import expansion_graph
+
+    notes: list[str] = []
+    graph = expansion_graph(GLU(), torch.randn(2, 1, 8, 8), "auto", note=notes.append)
+    assert [g.name for g in graph.groups] == ["mid"]
+    (line,) = notes
+    assert line.startswith("note: 1 layer group(s) keep their width: conv (")
