@@ -45,10 +45,10 @@ def test_a_missing_package_is_one_sentence(monkeypatch):
 
     real = importlib.import_module
 
-    def without_timm(name, *args):
+    def without_timm(name, package=None):
         if name.partition(".")[0] == "timm":
             raise ImportError("No module named 'timm'")
-        return real(name, *args)
+        return real(name, package)
 
     monkeypatch.setattr(importlib, "import_module", without_timm)
     with pytest.raises(ModelError, match=r"pip install 'mogaqnn\[timm\]'"):
