@@ -86,6 +86,7 @@ OPS = [
     "conv", "dw", "bn", "relu", "glu", "chunk_cat", "cat_side", "spatial_att_left",
     "spatial_att_right", "se", "slice", "shuffle", "transpose_hw", "layernorm", "mean_c",
     "amax_c", "residual", "grouped", "roll", "interpolate", "pool", "softmax_c", "view_const",
+    "cat_bn", "cat_dw",
 ]  # fmt: skip
 
 
@@ -119,6 +120,15 @@ class RandomNet(nn.Module):
             return nn.ModuleList([nn.Conv2d(c, w, 1), nn.Conv2d(c, w, 1)]), 2 * w
         if op == "cat_side":
             return nn.Conv2d(c, w, 3, padding=1), c + w
+        if op == "cat_bn":
+            bn = nn.BatchNorm2d(c + w)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            return nn.ModuleList([nn.Conv2d(c, w, 1), bn]), c + w
+        if op == "cat_dw":
+            return nn.ModuleList(
+                [nn.Conv2d(c, w, 1), nn.Conv2d(c + w, c + w, 3, 1, 1, groups=c + w)]
+            ), c + w
         if op.startswith("spatial_att"):
             return nn.Conv2d(c, 1, 3, padding=1), c
         if op == "se":
@@ -153,6 +163,8 @@ class RandomNet(nn.Module):
                 x = torch.cat([b, a], 1) + torch.cat([a, b], 1)
             elif op == "cat_side":
                 x = torch.cat([x, layer(x)], dim=1)
+            elif op in ("cat_bn", "cat_dw"):
+                x = layer[1](torch.cat([x, layer[0](x)], dim=1))
             elif op == "spatial_att_left":
                 x = torch.sigmoid(layer(x)) * x
             elif op == "spatial_att_right":

@@ -78,6 +78,9 @@ class ModelGraph:
     bn_fold: dict[str, str]  # BatchNorm name -> the Conv/Linear it follows and folds into
     not_widened: list[str] = field(default_factory=list)  # human-readable reasons
     fixed: list[FixedGroup] = field(default_factory=list)  # producer groups that keep width
+    # BatchNorms and depthwise convs over a concatenation: one value per channel, segment
+    # by segment (DenseNet's pre-activation BatchNorm).
+    per_channel: list[Consumer] = field(default_factory=list)
 
     def group(self, name: str) -> ExpansionGroup:
         for g in self.groups:
@@ -90,6 +93,7 @@ class ModelGraph:
         names: set[str] = set()
         for g in self.groups:
             names.update(g.producers, g.passthrough, (c.module for c in g.consumers))
+        names.update(c.module for c in self.per_channel)
         return names
 
 
@@ -255,6 +259,7 @@ class _Analysis:
         self.tuples: dict[torch.fx.Node, list[Layout | None]] = {}  # chunk/split outputs
         self.producers: dict[int, list[str]] = {}  # group id at creation -> producer names
         self.passthrough: list[tuple[int, str]] = []
+        self.per_channel: list[tuple[str, Layout]] = []  # over several segments
         self.consumers: list[tuple[str, Layout]] = []
         self.bn_fold: dict[str, str] = {}
 
@@ -372,8 +377,9 @@ class _Analysis:
         if depthwise and len(lin) == 1 and lin[0].multiplier == 1:
             self.passthrough.append((lin[0].group, name))
             return lin
-        if depthwise:  # segments of several groups: each keeps its width
-            return self._unsupported(node, "is a depthwise convolution over mixed groups")
+        if depthwise and all(s.multiplier == 1 for s in lin):
+            self.per_channel.append((name, lin))
+            return lin
         if mod.groups != 1:
             return self._unsupported(
                 node, f"is a grouped convolution ({mod.groups} groups): copies would cross groups"
@@ -383,10 +389,11 @@ class _Analysis:
     def _batchnorm(
         self, node: torch.fx.Node, name: str, mod: nn.Module, lin: Layout
     ) -> Layout | None:
-        if len(lin) != 1 or lin[0].multiplier != 1:
-            # Concatenated segments: BatchNorm is per channel, so each segment could grow,
-            # but its parameters would have to be cut by segment.
-            return self._unsupported(node, "normalises a concatenation of several groups")
+        if any(s.multiplier != 1 for s in lin):
+            return self._unsupported(node, "normalises features of a flattened map")
+        if len(lin) > 1:  # a concatenation: per channel, so segment by segment
+            self.per_channel.append((name, lin))
+            return lin
         self.passthrough.append((lin[0].group, name))
         src = node.args[0]
         if (
@@ -700,13 +707,19 @@ class _Analysis:
             )
             for r in free
         ]
-        for name, lay in self.consumers:
-            segs = tuple(
+
+        def indexed(name: str, lay: Layout) -> Consumer:
+            return Consumer(name, tuple(
                 Segment(index.get(find(s.group), -1), s.channels, s.multiplier) for s in lay
-            )
-            consumer = Consumer(name, segs)
-            for i in sorted({s.group for s in segs if s.group >= 0}):
+            ))  # fmt: skip
+
+        for name, lay in self.consumers:
+            consumer = indexed(name, lay)
+            for i in sorted({s.group for s in consumer.segments if s.group >= 0}):
                 groups[i].consumers.append(consumer)
+        per_channel = [indexed(name, lay) for name, lay in self.per_channel]
+        per_channel = [c for c in per_channel if any(s.group >= 0 for s in c.segments)]
         reasons = [f.reason for f in fixed if f.reason not in EXPECTED_REASONS]
         return ModelGraph(groups=groups, bn_fold=self.bn_fold,
-                          not_widened=list(dict.fromkeys(reasons)), fixed=fixed)  # fmt: skip
+                          not_widened=list(dict.fromkeys(reasons)), fixed=fixed,
+                          per_channel=per_channel)  # fmt: skip

@@ -85,6 +85,10 @@ def widen_model(
     for name, consumer in consumers.items():
         index, divisor = _input_map(consumer, maps)
         _grow_input(model.get_submodule(name), index, divisor)
+    for per_channel in graph.per_channel:
+        if any(s.group >= 0 and maps[s.group] is not None for s in per_channel.segments):
+            index, _ = _input_map(per_channel, maps)
+            _grow_per_channel(model.get_submodule(per_channel.module), index)
     return model
 
 
