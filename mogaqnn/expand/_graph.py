@@ -202,9 +202,21 @@ def _leaf_batchnorm(mod: nn.Module) -> bool:
     return all(isinstance(p, _ELEMENTWISE_MODULES) for p in parts)
 
 
+# Subclasses whose forward computes exactly what their torch base class computes.
+_SAME_AS_BASE = {"timm.layers.linear.Linear"}
+
+
+def _same_as_base(mod: nn.Module) -> bool:
+    return f"{type(mod).__module__}.{type(mod).__qualname__}" in _SAME_AS_BASE
+
+
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return _leaf_batchnorm(m) or super().is_leaf_module(m, module_qualified_name)
+        return (
+            _leaf_batchnorm(m)
+            or _same_as_base(m)
+            or super().is_leaf_module(m, module_qualified_name)
+        )
 
 
 def analyze_model(model: nn.Module, example_input: torch.Tensor) -> ModelGraph:
@@ -347,7 +359,9 @@ class _Analysis:
             return None  # untracked input: the invariant check gives a fixed layout
         if isinstance(mod, nn.Conv2d) and type(mod).forward is nn.Conv2d.forward:
             return self._conv(node, name, mod, lin)
-        if isinstance(mod, nn.Linear) and type(mod).forward is nn.Linear.forward:
+        if isinstance(mod, nn.Linear) and (
+            type(mod).forward is nn.Linear.forward or _same_as_base(mod)
+        ):
             shape_in = _shape(node.args[0])
             if shape_in is None or len(shape_in) != 2:
                 return self._unsupported(node, "is a Linear on a tensor that is not [N, features]")
