@@ -10,6 +10,7 @@ cannot. The test suite runs the same checks.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -129,6 +130,26 @@ def check_architecture(spec: str, side: int, *, seed: int = 0, ratios: int = 1) 
 COMMAND = "python -m mogaqnn.expand.corpus --out docs/expansion_corpus.md"
 
 
+_NODE = re.compile(r"^(module (\S+)|method (\S+) \((\S+)\)|function (\S+) \((\S+)\)) (.*)$")
+
+
+def summarise_reasons(reasons: list[str]) -> str:
+    """Reasons that differ only by the node they name, counted once each."""
+    counts: dict[str, list[str]] = {}
+    for reason in reasons:
+        m = _NODE.match(reason)
+        if m is None:
+            counts.setdefault(reason, []).append(reason)
+            continue
+        module, method, function, why = m.group(2), m.group(3), m.group(5), m.group(7)
+        key = f"{'a module' if module else method or function} {why}"
+        counts.setdefault(key, []).append(module or m.group(4) or m.group(6))
+    parts = []
+    for key, names in counts.items():
+        parts.append(f"{key} ({len(names)}x, e.g. {names[0]})" if len(names) > 1 else key)
+    return "; ".join(parts)
+
+
 def render(rows: list[CorpusRow]) -> str:
     good = sum(r.widenable_fraction >= 0.8 for r in rows)
     lines = [
@@ -146,7 +167,7 @@ def render(rows: list[CorpusRow]) -> str:
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
-        why = "; ".join(r.reasons) if r.reasons else "only the model input and output"
+        why = summarise_reasons(r.reasons) if r.reasons else "only the model input and output"
         lines.append(
             f"| `{r.spec}` | {r.parameters:,} | {r.groups} | {r.widenable_fraction:.1%} | "
             f"{r.max_rel_diff:.1e} | {why.replace('|', '/')} |"
