@@ -260,3 +260,30 @@ def test_the_note_names_layers_that_keep_their_width():
     assert [g.name for g in graph.groups] == ["mid"]
     (line,) = notes
     assert line.startswith("note: 1 layer group(s) keep their width: conv (")
+
+
+class Grouped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.g4 = nn.Conv2d(8, 12, 3, padding=1, groups=4, bias=False)
+        self.bn = nn.BatchNorm2d(12, affine=False)  # bias-free BatchNorm
+        self.g2 = nn.Conv2d(12, 6, 1, groups=2)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.g4(torch.relu(self.stem(x)))))
+        return self.head(nn.functional.adaptive_avg_pool2d(self.g2(x), 1).flatten(1))
+
+
+def test_grouped_convolutions_widen_each_block_by_the_same_ratio():
+    model, x = Grouped().eval(), torch.randn(2, 1, 8, 8)
+    model.bn.running_mean.uniform_(-0.5, 0.5)
+    graph = analyze_model(model, x)
+    blocks = {g.name: g.blocks for g in graph.groups}
+    assert blocks == {"stem": 4, "g4": 4, "g2": 2}  # lcm of the grouped convs each feeds
+    wide = widen_model(model, graph, [1.5, 1.7, 2.0]).eval()
+    assert (wide.stem.out_channels, wide.g4.out_channels, wide.g2.out_channels) == (12, 20, 12)
+    assert wide.g4.groups == 4 and wide.g2.groups == 2
+    assert _rel_diff(wide(x), model(x)) < 1e-4
+    _check_widenings(model, x)

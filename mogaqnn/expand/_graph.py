@@ -40,10 +40,12 @@ class Segment:
 
 @dataclass(frozen=True)
 class Consumer:
-    """A Conv2d (groups=1) or Linear whose input dimension is laid out as ``segments``."""
+    """A Conv2d or Linear whose input dimension is laid out as ``segments``; a grouped
+    convolution (``groups`` > 1) reads one segment, split into ``groups`` blocks."""
 
     module: str
     segments: tuple[Segment, ...]
+    groups: int = 1
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ExpansionGroup:
     producers: list[str]  # Conv2d / Linear whose output channels are the group
     passthrough: list[str]  # BatchNorm and depthwise convs that carry one value per channel
     consumers: list[Consumer]  # layers that read the group (possibly among other segments)
+    blocks: int = 1  # grouped convs read it in this many equal blocks: copies stay inside
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,8 @@ class _Analysis:
         self.producers: dict[int, list[str]] = {}  # group id at creation -> producer names
         self.passthrough: list[tuple[int, str]] = []
         self.per_channel: list[tuple[str, Layout]] = []  # over several segments
-        self.consumers: list[tuple[str, Layout]] = []
+        self.blocks: list[tuple[int, int]] = []  # (group id, blocks) from grouped convs
+        self.consumers: list[tuple[str, Layout, int]] = []
         self.bn_fold: dict[str, str] = {}
 
     # -- helpers -----------------------------------------------------------------
@@ -395,9 +399,13 @@ class _Analysis:
             self.per_channel.append((name, lin))
             return lin
         if mod.groups != 1:
-            return self._unsupported(
-                node, f"is a grouped convolution ({mod.groups} groups): copies would cross groups"
-            )
+            if len(lin) != 1 or lin[0].multiplier != 1:  # its output can still grow
+                self._fix(lin, f"{_describe(node)} is a grouped convolution over mixed groups")
+            else:
+                self.blocks.append((lin[0].group, mod.groups))
+            out = self._produce(node, name, lin, mod.out_channels, groups=mod.groups)
+            self.blocks.append((out[0].group, mod.groups))
+            return out
         return self._produce(node, name, lin, mod.out_channels)
 
     def _batchnorm(
@@ -435,11 +443,13 @@ class _Analysis:
             return lin
         return self._unsupported(node, "is a softmax across channels")
 
-    def _produce(self, node: torch.fx.Node, name: str, lin: Layout, out_width: int) -> Layout:
+    def _produce(
+        self, node: torch.fx.Node, name: str, lin: Layout, out_width: int, groups: int = 1
+    ) -> Layout:
         shape_in = _shape(node.args[0])
         if shape_in is not None and _width(lin) != shape_in[1]:
             self._fix(lin, f"module {name} reads an input whose layout is not understood")
-        self.consumers.append((name, lin))
+        self.consumers.append((name, lin, groups))
         gid = self.g.new(out_width)
         self.producers.setdefault(gid, []).append(name)
         return (Segment(gid, out_width),)
@@ -700,6 +710,13 @@ class _Analysis:
         passthrough: dict[int, list[str]] = {}
         for gid, name in self.passthrough:
             passthrough.setdefault(find(gid), []).append(name)
+        blocks: dict[int, int] = {}
+        for gid, n in self.blocks:
+            root = find(gid)
+            blocks[root] = math.lcm(blocks.get(root, 1), n)
+            if self.g.width[root] % blocks[root]:
+                why = f"{self.g.width[root]} channels do not split into {blocks[root]} blocks"
+                self.g.fix(root, f"{why} for its grouped convolutions")
         order = {n: i for i, n in enumerate(self.modules)}
         roots = sorted(producers, key=lambda r: order.get(producers[r][0], 0))
         free = [r for r in roots if r not in self.g.fixed]
@@ -718,17 +735,18 @@ class _Analysis:
                 producers=producers[r],
                 passthrough=passthrough.get(r, []),
                 consumers=[],
+                blocks=blocks.get(r, 1),
             )
             for r in free
         ]
 
-        def indexed(name: str, lay: Layout) -> Consumer:
+        def indexed(name: str, lay: Layout, groups: int = 1) -> Consumer:
             return Consumer(name, tuple(
                 Segment(index.get(find(s.group), -1), s.channels, s.multiplier) for s in lay
-            ))  # fmt: skip
+            ), groups)  # fmt: skip
 
-        for name, lay in self.consumers:
-            consumer = indexed(name, lay)
+        for name, lay, n in self.consumers:
+            consumer = indexed(name, lay, n)
             for i in sorted({s.group for s in consumer.segments if s.group >= 0}):
                 groups[i].consumers.append(consumer)
         per_channel = [indexed(name, lay) for name, lay in self.per_channel]
