@@ -545,7 +545,7 @@ class _Analysis:
                 size -= rest[0].channels * rest[0].multiplier
                 piece.append(rest.pop(0))
             if size != 0:
-                self._unsupported(node, "splits a group's channels")
+                self._split_fixed(node, shapes, "splits a group's channels")
                 return
             pieces.append(tuple(piece))
         equal = method == "chunk" and all(
@@ -557,12 +557,23 @@ class _Analysis:
             for p in pieces
         )
         if not equal:  # split sizes are constants, so every piece keeps its width
-            self._unsupported(node, "splits channels at constant sizes")
+            self._split_fixed(node, shapes, "splits channels at constant sizes")
             return
         for p in pieces[1:]:
             for a, b in zip(pieces[0], p):
                 self.g.union(a.group, b.group)
         self.tuples[node] = list(pieces)
+
+    def _split_fixed(
+        self, node: torch.fx.Node, shapes: list[tuple[int, ...] | None], why: str
+    ) -> None:
+        """Fix what the split reads; each piece is a tensor of fixed channels, for that reason."""
+        self._unsupported(node, why)
+        reason = f"{_describe(node)} {why}"
+        self.tuples[node] = [
+            (Segment(self.g.new(s[1], fixed=reason), s[1]),) if s and len(s) >= 2 else None
+            for s in shapes
+        ]
 
     def _reduce(self, node: torch.fx.Node, lin: Layout, what: str) -> Layout | None:
         dims = _dim_arg(node, 1)
