@@ -12,7 +12,7 @@ SHELL  := /bin/bash
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,images,postgres,dashboard]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,images,postgres,dashboard,timm]"
 	touch $@
 
 setup: $(VENV)/.installed

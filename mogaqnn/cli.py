@@ -126,6 +126,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for name in list_models():
         n = sum(p.numel() for p in create_model(name).parameters())
         print(f"{name:<14}{n:>34,}  {model_entrypoint(name).description}")
+    print(
+        "\nAlso: --model timm:NAME (pip install 'mogaqnn[timm]'), --model torchvision:NAME "
+        "(pip install 'mogaqnn[torchvision]'; the first convolution is rebuilt for the "
+        "dataset's channels), or --model package.module:factory for your own nn.Module."
+    )
     return 0
 
 

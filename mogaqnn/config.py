@@ -116,7 +116,8 @@ class SearchConfig:
 
 
 FIELD_HELP: dict[str, str] = {
-    "model": "zoo model name (see 'mogaqnn models') or 'package.module:factory'",
+    "model": "zoo model name (see 'mogaqnn models'), 'timm:NAME', 'torchvision:NAME' or "
+    "'package.module:factory'",
     "dataset": "dataset name (see 'mogaqnn datasets')",
     "data_dir": "folder searched first for dataset files",
     "image_size": "side of the square images of an imagefolder: dataset (default: as found)",

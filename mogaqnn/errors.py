@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "ModelError",
+    "ExpansionBugError",
     "RunDirError",
     "ExportError",
 ]
@@ -29,6 +30,11 @@ class DatasetError(MogaqnnError):
 
 class ModelError(MogaqnnError):
     """A model is unknown, cannot be built, traced or widened as asked."""
+
+
+class ExpansionBugError(ModelError):
+    """A widening that the channel analysis allowed does not run: the analysis is wrong,
+    not the user's settings (one sentence all the same, with a way to go on)."""
 
 
 class RunDirError(MogaqnnError):

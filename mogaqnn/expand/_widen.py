@@ -21,21 +21,31 @@ from ._graph import Consumer, ModelGraph
 __all__ = ["widened_width", "widen_model"]
 
 
-def widened_width(width: int, ratio: float) -> int:
-    """>>> widened_width(6, 1.25), widened_width(16, 1.5), widened_width(84, 1.0)
+def widened_width(width: int, ratio: float, blocks: int = 1) -> int:
+    """The width a group of ``width`` channels read in ``blocks`` equal blocks grows to.
+
+    >>> widened_width(6, 1.25), widened_width(16, 1.5), widened_width(84, 1.0)
     (8, 24, 84)
+    >>> widened_width(48, 1.3, blocks=4)  # a multiple of the blocks, near 48 * 1.3
+    64
     """
-    return max(width, int(round(width * ratio)))
+    wide = max(width, int(round(width * ratio)))
+    return max(width, blocks * int(round(wide / blocks)))
 
 
-def _channel_map(width: int, new_width: int, gen: torch.Generator) -> torch.Tensor:
-    extra = torch.randint(0, width, (new_width - width,), generator=gen)
-    return torch.cat([torch.arange(width), extra])
+def _channel_map(width: int, new_width: int, blocks: int, gen: torch.Generator) -> torch.Tensor:
+    """Old channel of each new one: block b's new channels copy channels of block b."""
+    old, new = width // blocks, new_width // blocks
+    parts = []
+    for b in range(blocks):
+        extra = torch.randint(0, old, (new - old,), generator=gen)
+        parts.append(b * old + torch.cat([torch.arange(old), extra]))
+    return torch.cat(parts)
 
 
-def _input_map(consumer: Consumer, maps: Sequence[torch.Tensor | None]) -> tuple[
-    torch.Tensor, torch.Tensor
-]:
+def _input_map(
+    consumer: Consumer, maps: Sequence[torch.Tensor | None]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Old input index and divisor for each new input position of ``consumer``."""
     index, divisor, offset = [], [], 0
     for seg in consumer.segments:
@@ -69,8 +79,10 @@ def widen_model(
     gen = torch.Generator().manual_seed(seed)
     maps: list[torch.Tensor | None] = []
     for grp, ratio in zip(graph.groups, ratios):
-        new_width = widened_width(grp.width, ratio)
-        maps.append(_channel_map(grp.width, new_width, gen) if new_width > grp.width else None)
+        new_width = widened_width(grp.width, ratio, grp.blocks)
+        maps.append(
+            _channel_map(grp.width, new_width, grp.blocks, gen) if new_width > grp.width else None
+        )
 
     consumers: dict[str, Consumer] = {}
     for grp, m in zip(graph.groups, maps):
@@ -84,7 +96,14 @@ def widen_model(
             consumers[c.module] = c
     for name, consumer in consumers.items():
         index, divisor = _input_map(consumer, maps)
-        _grow_input(model.get_submodule(name), index, divisor)
+        if consumer.groups > 1:
+            _grow_grouped_input(model.get_submodule(name), index, divisor, consumer)
+        else:
+            _grow_input(model.get_submodule(name), index, divisor)
+    for per_channel in graph.per_channel:
+        if any(s.group >= 0 and maps[s.group] is not None for s in per_channel.segments):
+            index, _ = _input_map(per_channel, maps)
+            _grow_per_channel(model.get_submodule(per_channel.module), index)
     return model
 
 
@@ -131,3 +150,22 @@ def _grow_input(mod: nn.Module, index: torch.Tensor, divisor: torch.Tensor) -> N
         mod.in_channels = len(index)
     else:
         mod.in_features = len(index)  # type: ignore[assignment]
+
+
+def _grow_grouped_input(
+    mod: nn.Module, index: torch.Tensor, divisor: torch.Tensor, consumer: Consumer
+) -> None:
+    """A grouped conv's weight holds, per output channel, only its block's inputs: block b
+    reads the new channels of input block b, each an old channel of the same block."""
+    groups = consumer.groups
+    old_block = consumer.segments[0].channels // groups
+    new_block = len(index) // groups
+    local = index.view(groups, new_block) - (torch.arange(groups) * old_block)[:, None]
+    div = divisor.view(groups, new_block)
+    out_block = mod.weight.shape[0] // groups
+    rows = []
+    for b in range(groups):
+        w = mod.weight[b * out_block : (b + 1) * out_block]
+        rows.append(w[:, local[b]] / div[b].view(1, -1, 1, 1))
+    mod.weight = nn.Parameter(torch.cat(rows))
+    mod.in_channels = len(index)

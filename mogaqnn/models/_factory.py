@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 
 from torch import nn
 
 from ..errors import ModelError
+from ._external import EXTERNAL_PREFIXES, external_model
 from ._registry import create_model
 
 __all__ = ["resolve_model"]
 
 
 def resolve_model(
-    spec: str | nn.Module, *, in_channels: int, num_classes: int, image_size: int
+    spec: str | nn.Module,
+    *,
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
+    note: Callable[[str], None] | None = None,
 ) -> nn.Module:
     """Build the FP32 model. A factory is called with the keyword arguments it accepts
-    among ``in_channels``, ``num_classes`` and ``image_size``."""
+    among ``in_channels``, ``num_classes`` and ``image_size``; ``timm:NAME`` and
+    ``torchvision:NAME`` build those packages' models (what was adapted goes to ``note``)."""
     if isinstance(spec, nn.Module):
         return spec
+    if spec.partition(":")[0] in EXTERNAL_PREFIXES:
+        return external_model(
+            spec, in_channels=in_channels, num_classes=num_classes,
+            note=note or (lambda message: None),
+        )  # fmt: skip
     if ":" not in spec:
         return create_model(
             spec, in_channels=in_channels, num_classes=num_classes, image_size=image_size

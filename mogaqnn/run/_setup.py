@@ -14,8 +14,8 @@ from torch import nn
 
 from ..config import SearchConfig
 from ..data import Augmentation, DatasetSplits, LabelledImages, load_dataset, stratified_subset
-from ..errors import ModelError, MogaqnnError
-from ..expand import ModelGraph, analyze_model
+from ..errors import ExpansionBugError, ModelError, MogaqnnError
+from ..expand import ModelGraph, analyze_model, widen_model
 from ..genome import SearchSpace
 from ..quant import quantizable_layers
 from ..train import TrainSettings
@@ -94,8 +94,54 @@ def expansion_graph(
                 "expansion is strict but some channels cannot be widened: "
                 + "; ".join(graph.not_widened)
             )
-        say("note: these channels keep their width: " + "; ".join(graph.not_widened))
+        say(f"note: {_fixed_summary(graph)}")
+    _check_widening_runs(base, graph, example)
     return graph
+
+
+def _fixed_summary(graph: ModelGraph, shown: int = 4) -> str:
+    """One line: which layers keep their width, and why."""
+    fixed = [f for f in graph.fixed if f.reason in graph.not_widened]
+    parts = [f"{f.producers[0]} ({f.reason})" for f in fixed[:shown]]
+    more = f"; and {len(fixed) - shown} more" if len(fixed) > shown else ""
+    return f"{len(fixed)} layer group(s) keep their width: " + "; ".join(parts) + more
+
+
+@torch.no_grad()
+def _check_widening_runs(base: nn.Module, graph: ModelGraph, example: torch.Tensor) -> None:
+    """One forward of the base widened x2 everywhere, before any individual is trained: a
+    widening the analysis allowed and the model cannot run is an analysis bug."""
+    if not graph.groups:
+        return
+    was_training = base.training
+    base.eval()
+    try:
+        want = base(example).shape
+        try:
+            got = widen_model(base, graph, [2.0] * len(graph.groups)).eval()(example).shape
+            if got == want:
+                return
+            failure = f"gives outputs of shape {tuple(got)} instead of {tuple(want)}"
+        except Exception as exc:  # any failure here is the analysis' fault
+            failure = f"fails ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})"
+        culprits = [
+            g.name for i, g in enumerate(graph.groups) if not _widens(base, graph, i, example, want)
+        ]
+    finally:
+        base.train(was_training)
+    raise ExpansionBugError(
+        f"channel expansion analysis bug: the model widened at groups "
+        f"{', '.join(culprits) or 'together'} {failure}; please report it, and use "
+        "--expansion off to search bit widths only"
+    )
+
+
+def _widens(base: nn.Module, graph: ModelGraph, i: int, x: torch.Tensor, want: torch.Size) -> bool:
+    ratios = [2.0 if j == i else 1.0 for j in range(len(graph.groups))]
+    try:
+        return widen_model(base, graph, ratios).eval()(x).shape == want
+    except Exception:  # the group that breaks the forward is the one to name
+        return False
 
 
 def search_space(cfg: SearchConfig, base: nn.Module, graph: ModelGraph) -> SearchSpace:

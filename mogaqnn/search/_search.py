@@ -219,7 +219,7 @@ class Search:
             return copy.deepcopy(self._user_model)
         return resolve_model(
             self.config.model, in_channels=data.in_channels, num_classes=data.num_classes,
-            image_size=data.image_size,
+            image_size=data.image_size, note=self.log,
         )  # fmt: skip
 
     def _base_model(
