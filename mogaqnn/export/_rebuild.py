@@ -130,7 +130,8 @@ def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = Non
     """An Evaluator equal to the one ``Search.run`` builds (subsets, budget, seed), without
     the evaluations log: evaluations made here are not trials of the search."""
     device_ = resolve_device(device or run.config.device)
-    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None)
+    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None,
+                          root=run.root)  # fmt: skip
 
 
 def trial_genome(run: RunContext, trial: int) -> Genome:

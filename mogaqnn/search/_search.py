@@ -54,6 +54,7 @@ from ._study import (
     trial_generation,
     wait_for_running,
 )
+from ._width import final_start
 from ._workers import run_workers, sha256_file, worker_specs
 
 __all__ = ["Search", "SearchResult", "search", "resolve_device"]
@@ -206,8 +207,9 @@ class Search:
         space = search_space(cfg, base, graph)
         augmentation = augmentation_for(cfg, data)
         evaluator = make_evaluator(
-            cfg, base, graph, space, data, eval_device, self.run_dir.evaluations_log
-        )
+            cfg, base, graph, space, data, eval_device, self.run_dir.evaluations_log,
+            root=self.run_dir.root, pretrain=pretrain, note=self.log,
+        )  # fmt: skip
         return _Setup(data, base, graph, space, augmentation, evaluator, device, pretrain_s)
 
     # -- steps -----------------------------------------------------------------------
@@ -297,7 +299,8 @@ class Search:
         cfg = self.config
         settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
         seed = cfg.seed
-        quantized = evaluator.build(genome)
+        quantized = final_start(cfg, self.run_dir.root, evaluator, genome, data, aug, device,
+                                self.log)  # fmt: skip
         fp32 = copy.deepcopy(base)
         out: dict[str, Any] = {}
         for name, model in (("chosen", quantized), ("fp32", fp32)):

@@ -20,6 +20,7 @@ from ..genome import SearchSpace
 from ..quant import quantizable_layers
 from ..train import TrainSettings
 from ._evaluate import Evaluator
+from ._fitness import fitness_start
 
 __all__ = [
     "augmentation_for",
@@ -107,17 +108,30 @@ def make_evaluator(
     data: DatasetSplits,
     device: torch.device,
     log_path: Path | None,
+    *,
+    root: Path | None = None,
+    pretrain: bool = False,
+    note: Callable[[str], None] = lambda message: None,
 ) -> Evaluator:
-    """The fitness of the run: its subsets, its QAT budget, its seed."""
+    """The fitness of the run: its subsets, its QAT budget, its seed, where each individual
+    starts (``fitness``; a supernet is read from ``root``, trained there when ``pretrain``)."""
+    train_subset = subset(data.train, cfg.search_train_samples, cfg.seed)
+    aug = augmentation_for(cfg, data)
+    start = fitness_start(
+        cfg, base, graph, data, train_subset,
+        lambda epochs, lr: train_settings(cfg, epochs, lr, aug), device, root,
+        pretrain=pretrain, note=note,
+    )  # fmt: skip
     return Evaluator(
         base=base,
         graph=graph,
         space=space,
-        train_data=subset(data.train, cfg.search_train_samples, cfg.seed),
+        train_data=train_subset,
         val_data=subset(data.val, cfg.search_val_samples, cfg.seed),
-        settings=train_settings(cfg, cfg.search_epochs, cfg.qat_lr, augmentation_for(cfg, data)),
+        settings=train_settings(cfg, cfg.search_epochs, cfg.qat_lr, aug),
         seed=cfg.seed,
         widen_noise=cfg.widen_noise,
         device=device,
         log_path=log_path,
+        start=start,
     )
