@@ -42,20 +42,23 @@ def final_start(
     augmentation: Augmentation,
     device: torch.device,
     note: Callable[[str], None],
+    *,
+    cache: bool = True,
 ) -> nn.Module:
-    """The chosen individual, quantized and calibrated, ready for its final QAT epochs."""
+    """The chosen individual, quantized and calibrated, ready for its final QAT epochs
+    (``cache``: keep its float pretraining in ``root``)."""
     if cfg.final_init == "widen":
         return dataclasses.replace(evaluator, start=None).build(genome)
     float_model = scratch_float_model(
-        cfg, root / CHOSEN_FLOAT, evaluator.base, evaluator.graph, genome, data, augmentation,
-        device, note,
+        cfg, root / CHOSEN_FLOAT if cache else None, evaluator.base, evaluator.graph, genome,
+        data, augmentation, device, note,
     )  # fmt: skip
     return evaluator.build(genome, float_model=float_model)
 
 
 def scratch_float_model(
     cfg: SearchConfig,
-    path: Path,
+    path: Path | None,
     base: nn.Module,
     graph: ModelGraph,
     genome: Genome,
@@ -65,9 +68,9 @@ def scratch_float_model(
     note: Callable[[str], None],
 ) -> nn.Module:
     """``genome``'s architecture trained in float from a fresh initialisation with the base's
-    pretraining recipe, read from ``path`` when it was trained there before."""
+    pretraining recipe, read from ``path`` when it was trained there before (None: no cache)."""
     model = fresh_at_width(base, graph, genome.ratios, seed=cfg.seed)
-    if path.exists():
+    if path is not None and path.exists():
         ckpt = read_checkpoint(path, "")
         if ckpt.get("genome_key") == genome.key():
             load_weights(model, ckpt, path, "the chosen architecture; delete it to train again")
@@ -82,6 +85,8 @@ def scratch_float_model(
         train_model(model, data.train, settings, seed=cfg.seed, device=device)
     val = evaluate_accuracy(model, data.val, device=device)
     note(f"float model at the chosen width: val accuracy {val:.2%}")
+    if path is None:
+        return model
     atomic_torch_save(
         {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
          "genome_key": genome.key(), "val_accuracy": val, "epochs": cfg.pretrain_epochs},
