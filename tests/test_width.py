@@ -177,3 +177,19 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     assert "float model at the chosen width read from" in again.stderr
     assert "pretraining the chosen architecture" not in again.stderr
     assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 3.5
+
+
+@pytest.mark.parametrize(("fitness", "final_init"), [("supernet", "scratch"), ("scratch", "widen")])
+def test_the_size_limit_holds_whatever_the_fitness_and_final_init(tmp_path, fitness, final_init):
+    limit = 40.0  # LeNet-5 is 241 KiB in float; uniform 2-bit at ratio 1.0 fits
+    cfg = mogaqnn.SearchConfig(
+        out=str(tmp_path / "run"), population=4, generations=2, pretrain_epochs=0.3,
+        search_epochs=0.2, final_epochs=0.2, search_train_samples=300, search_val_samples=200,
+        weight_bits=(2, 8), act_bits=(8,), expansion_ratios=(1.0, 2.0), max_size_kib=limit,
+        fitness=fitness, final_init=final_init, progress=False,
+    )  # fmt: skip
+    result = mogaqnn.search(cfg)
+    assert result.chosen["size_kib"] <= limit
+    assert (tmp_path / "run" / "policy.png").is_file()  # bits and width, per layer and run
+    if fitness == "supernet":
+        assert (tmp_path / "run" / "supernet.pt").is_file()
