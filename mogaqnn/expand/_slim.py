@@ -46,13 +46,14 @@ def fresh_at_width(
 ) -> nn.Module:
     """The architecture of ``base`` widened by ``ratios``, with freshly initialised weights
     and BatchNorm statistics (``base`` is not modified)."""
-    model = widen_model(base, graph, ratios)
+    device = next(base.parameters()).device
+    model = widen_model(copy.deepcopy(base).cpu(), graph, ratios)  # index maps live on the CPU
     torch.manual_seed(seed)
     for m in model.modules():
         if hasattr(m, "reset_parameters"):
             m.reset_parameters()  # torch's default init; BatchNorm also resets its statistics
     _zoo_init(model)
-    return model
+    return model.to(device)
 
 
 def _zoo_init(model: nn.Module) -> None:
@@ -111,7 +112,10 @@ def slice_model(wide: nn.Module, wide_graph: ModelGraph, widths: Sequence[int]) 
             consumers[c.module] = c
     for name, consumer in consumers.items():
         index, _ = _input_map(consumer, maps)  # first-k maps: every divisor is 1
-        _grow_input(model.get_submodule(name), index, torch.ones(len(index)))
+        mod = model.get_submodule(name)
+        _grow_input(
+            mod, index.to(mod.weight.device), torch.ones(len(index), device=mod.weight.device)
+        )
     return model
 
 
