@@ -193,3 +193,30 @@ def test_the_size_limit_holds_whatever_the_fitness_and_final_init(tmp_path, fitn
     assert (tmp_path / "run" / "policy.png").is_file()  # bits and width, per layer and run
     if fitness == "supernet":
         assert (tmp_path / "run" / "supernet.pt").is_file()
+
+
+def test_supernet_training_teaches_its_narrowest_and_its_widest_slices():
+    from mogaqnn.data import load_dataset
+    from mogaqnn.search._fitness import train_supernet
+    from mogaqnn.search._setup import subset
+    from mogaqnn.train import TrainSettings, evaluate_accuracy
+
+    data = load_dataset("mnist5k")
+    train = subset(data.train, 1200, 0)  # stratified: the split is sorted by class
+    base = create_model("lenet5")
+    graph = _graph(base)
+    widest = [2.0] * len(graph.groups)
+    supernet = fresh_at_width(base, graph, widest, seed=0)
+    before = {n: p.detach().clone() for n, p in supernet.named_parameters()}
+    wide_graph = scaled_graph(graph, widest)
+    narrow, wide = group_widths(graph, [1.0] * len(graph.groups)), group_widths(graph, widest)
+    choices = [[n, w] for n, w in zip(narrow, wide)]
+    train_supernet(supernet, wide_graph, choices, train, TrainSettings(epochs=3, lr=2e-3),
+                   seed=0)  # fmt: skip
+    first = graph.groups[0].producers[0]
+    grown = supernet.get_submodule(first).weight
+    # Channels past the narrowest width were trained too (by the widest and random widths).
+    assert not torch.equal(grown[narrow[0] :], before[f"{first}.weight"][narrow[0] :])
+    for widths in (narrow, wide):
+        sliced = slice_model(supernet, wide_graph, widths)
+        assert evaluate_accuracy(sliced, data.val) > 0.5  # ten classes: chance is 0.1
