@@ -136,18 +136,9 @@ def test_scratch_trains_at_the_chosen_width_with_the_fp32_epochs(tmp_path, monke
 def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_path):
     out = tmp_path / "run"
     flags = [
-        *SMALL_SPACE,
-        "--population",
-        "4",
-        "--generations",
-        "1",
-        "--expansion-ratios",
-        "2.0",
-        "--pretrain-epochs",
-        "3",
-        "--final-init",
-        "scratch",
-    ]
+        *SMALL_SPACE, "--population", "4", "--generations", "1", "--expansion-ratios", "2.0",
+        "--pretrain-epochs", "2", "--final-init", "scratch", "--fitness", "widen",
+    ]  # fmt: skip
     flags.remove("--no-progress")  # the messages say when the chosen width's pretraining starts
     log = tmp_path / "first.log"
     proc = start_cli("search", "--out", str(out), *flags, log=log)
@@ -176,7 +167,7 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     assert again.returncode == 0, again.stderr
     assert "float model at the chosen width read from" in again.stderr
     assert "pretraining the chosen architecture" not in again.stderr
-    assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 3.5
+    assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 2.5
 
 
 @pytest.mark.parametrize(("fitness", "final_init"), [("supernet", "scratch"), ("scratch", "widen")])
