@@ -2,8 +2,8 @@
 
 For each model (MNIST-5k by default), ``--individuals`` random genomes of the run's search
 space (seeded) are evaluated by every fitness (``widen``, ``scratch``, ``supernet``: see
-mogaqnn/search/_fitness.py) exactly as a search evaluates them, and trained once by the final
-protocol (``--final-init``, default ``scratch``: pretraining at the genome's width, then
+mogaqnn/search/_fitness_start.py) exactly as a search evaluates them, and trained once by the
+final protocol (``--final-init``, default ``scratch``: pretraining at the genome's width, then
 quantization and the final QAT epochs; ``widen``: the base widened, then the final epochs).
 Printed and written per model and fitness: seconds per evaluation (the supernet's one-off
 training separately) and Kendall's tau between the fitness (search-subset val accuracy) and
@@ -36,7 +36,7 @@ import torch
 
 import mogaqnn
 from mogaqnn.genome import Genome, SearchSpace
-from mogaqnn.search._fitness import SUPERNET
+from mogaqnn.search._fitness_start import SUPERNET
 from mogaqnn.search._search import Search
 from mogaqnn.search._setup import augmentation_for, make_evaluator, train_settings
 from mogaqnn.search._width import final_start

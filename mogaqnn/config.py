@@ -76,7 +76,7 @@ class SearchConfig:
     widen_noise: float = 0.01
     # width: how the final model and the fitness reach an individual's width
     final_init: str = "scratch"
-    fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness.py
+    fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
     # final choice
     select: str = "accuracy"
     max_size_kib: float | None = None

@@ -188,7 +188,7 @@ def test_the_size_limit_holds_whatever_the_fitness_and_final_init(tmp_path, fitn
 
 def test_supernet_training_teaches_its_narrowest_and_its_widest_slices():
     from mogaqnn.data import load_dataset
-    from mogaqnn.search._fitness import train_supernet
+    from mogaqnn.search._fitness_start import train_supernet
     from mogaqnn.search._setup import subset
     from mogaqnn.train import TrainSettings, evaluate_accuracy
 

@@ -48,8 +48,8 @@ class Evaluator:
     widen_noise: float
     device: torch.device
     log_path: Path | None = None  # one JSON line per training started: what was trained when
-    # The float network at the genome's width that the fitness starts from (search/_fitness.py);
-    # None: the base widened by copying channels.
+    # The float network at the genome's width that the fitness starts from
+    # (search/_fitness_start.py); None: the base widened by copying channels.
     start: Callable[[Genome], nn.Module] | None = None
 
     def build(self, genome: Genome, float_model: nn.Module | None = None) -> nn.Module:

@@ -20,7 +20,7 @@ from ..genome import SearchSpace
 from ..quant import quantizable_layers
 from ..train import TrainSettings
 from ._evaluate import Evaluator
-from ._fitness import fitness_start
+from ._fitness_start import fitness_start
 
 __all__ = [
     "augmentation_for",
