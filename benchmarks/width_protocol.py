@@ -64,8 +64,7 @@ def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -
         out=str(args.runs / f"{model}_{dataset}_s{seed}"), pretrain_epochs=args.pretrain_epochs,
         final_epochs=args.final_epochs, expansion_ratios=(1.0, 1.5, 2.0),
     )  # fmt: skip
-    budget = {"pretrain_epochs": cfg.pretrain_epochs, "final_epochs": cfg.final_epochs,
-              "lr": cfg.lr, "qat_lr": cfg.qat_lr, "batch_size": cfg.batch_size}  # fmt: skip
+    budget = budget_of(cfg)
     done = {(c["variant"], c["protocol"]) for c in doc["cells"]
             if (c["model"], c["dataset"], c["seed"]) == (model, dataset, seed)
             and c["budget"] == budget}  # fmt: skip
@@ -122,6 +121,12 @@ def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -
               f"{cell['size_kib']:.1f} KiB ({cell['seconds']:.0f} s)", flush=True)  # fmt: skip
 
 
+def budget_of(cfg: mogaqnn.SearchConfig) -> dict[str, Any]:
+    """What a cell's figures depend on besides model, dataset, seed, variant and protocol."""
+    return {"pretrain_epochs": cfg.pretrain_epochs, "final_epochs": cfg.final_epochs,
+            "lr": cfg.lr, "qat_lr": cfg.qat_lr, "batch_size": cfg.batch_size}  # fmt: skip
+
+
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
@@ -129,11 +134,13 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
 
 
-def table(doc: dict) -> str:
+def table(doc: dict, budget: dict[str, Any]) -> str:
+    """Mean and spread over seeds of the cells run at ``budget``."""
+    mine = [c for c in doc["cells"] if c["budget"] == budget]
     out = []
-    pairs = sorted({(c["model"], c["dataset"]) for c in doc["cells"]})
+    pairs = sorted({(c["model"], c["dataset"]) for c in mine})
     for model, dataset in pairs:
-        cells = [c for c in doc["cells"] if (c["model"], c["dataset"]) == (model, dataset)]
+        cells = [c for c in mine if (c["model"], c["dataset"]) == (model, dataset)]
         seeds = sorted({c["seed"] for c in cells})
         out += [
             f"### {model}, {dataset} (seeds {', '.join(map(str, seeds))}; accuracy %, mean ± std)",
@@ -192,16 +199,21 @@ def main(argv: list[str] | None = None) -> int:
                 run_cell_group(model, dataset, seed, args, doc, save)
     save()
     inv = doc["last_invocation"]
+    budget = budget_of(mogaqnn.SearchConfig(pretrain_epochs=args.pretrain_epochs,
+                                            final_epochs=args.final_epochs))  # fmt: skip
+    cell_s = sum(c["seconds"] for c in doc["cells"] if c["budget"] == budget)
     text = "\n".join([
         "# Width protocol: widened from the base vs trained at its own width",
         "",
         f"last command: `{inv['command']}`  ",
         f"commit {inv['commit']}, {inv['machine']}, torch {inv['torch']}, {inv['threads']} "
-        f"thread(s), wall time of that invocation {inv['wall_s']:.0f} s  ",
+        f"thread(s), wall time of that invocation {inv['wall_s']:.0f} s; the cells below took "
+        f"{cell_s:.0f} s in all (without the bases' pretraining; each float pretraining at a "
+        "width counted in the first cell that used it)  ",
         f"budget: pretrain {args.pretrain_epochs:g} + final {args.final_epochs:g} epochs for "
         f"every model (FP32 x1.0 widened is the FP32 baseline); activations {ACT_BITS}-bit",
         "",
-        table(doc),
+        table(doc, budget),
     ])  # fmt: skip
     atomic_write_text(args.out.with_suffix(".md"), text)
     print(text)
