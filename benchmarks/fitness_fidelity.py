@@ -102,15 +102,24 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def run_model(model: str, args, path: Path) -> None:
-    cfg = mogaqnn.SearchConfig(
-        model=model, dataset=args.dataset, seed=args.seed, out=str(args.runs / model),
+def config_for(model: str, args) -> mogaqnn.SearchConfig:
+    return mogaqnn.SearchConfig(
+        model=model, dataset=args.dataset, seed=args.seed,
+        # base.pt and supernet.pt are cached there: one directory per pretraining budget
+        out=str(args.runs / f"{model}_{args.dataset}_s{args.seed}_p{args.pretrain_epochs:g}"),
         pretrain_epochs=args.pretrain_epochs, search_epochs=args.search_epochs,
         final_epochs=args.final_epochs, search_train_samples=args.search_train_samples,
         final_init=args.final_init, device=args.device, progress=False,
+        fitness="widen",  # the setup's own evaluator: the supernet is trained (and timed) below
     )  # fmt: skip
+
+
+def run_model(model: str, args, path: Path) -> None:
+    cfg = config_for(model, args)
     budget = budget_of(cfg)
     done = {(r["model"], r["individual"]) for r in read_lines(path) if r["budget"] == budget}
+    if all((model, i) in done for i in range(args.individuals)):
+        return
     search = Search(cfg)
     search.run_dir.root.mkdir(parents=True, exist_ok=True)
     setup = search.setup(pretrain=True)  # the FP32 base, cached as base.pt
@@ -162,8 +171,9 @@ def run_model(model: str, args, path: Path) -> None:
 
 
 def summary(path: Path, args) -> str:
-    rows = read_lines(path)
-    supernet = {r["model"]: r for r in read_lines(path.with_suffix(".supernet.jsonl"))}
+    rows = [r for r in read_lines(path) if r["budget"] == budget_of(config_for(r["model"], args))]
+    supernet = {r["model"]: r for r in read_lines(path.with_suffix(".supernet.jsonl"))
+                if r["budget"] == budget_of(config_for(r["model"], args))}  # fmt: skip
     lines = [
         "| model | fitness | individuals | s / evaluation | one-off s | Kendall's tau |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -61,8 +61,11 @@ PROTOCOLS = ("widened", "scratch")
 def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -> None:
     cfg = mogaqnn.SearchConfig(
         model=model, dataset=dataset, seed=seed, device=args.device, progress=False,
-        out=str(args.runs / f"{model}_{dataset}_s{seed}"), pretrain_epochs=args.pretrain_epochs,
+        pretrain_epochs=args.pretrain_epochs,
+        # base.pt and the float models are cached there: one directory per pretraining budget
+        out=str(args.runs / f"{model}_{dataset}_s{seed}_p{args.pretrain_epochs:g}"),
         final_epochs=args.final_epochs, expansion_ratios=(1.0, 1.5, 2.0),
+        fitness="widen",  # no supernet: the widened cells build as the widen fitness does
     )  # fmt: skip
     budget = budget_of(cfg)
     done = {(c["variant"], c["protocol"]) for c in doc["cells"]
