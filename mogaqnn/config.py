@@ -27,6 +27,8 @@ EXPANSION_MODES = ("auto", "off", "strict")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("nsga2", "random")
 OBJECTIVE_SETS = (("error", "size"), ("error", "size", "bops"))
+FINAL_INITS = ("scratch", "widen")
+FITNESSES = ("widen", "scratch", "supernet")
 MIN_BITS, MAX_BITS = 1, 16
 
 # Keys that may change between two invocations of the same run (they say how to run it,
@@ -73,6 +75,9 @@ class SearchConfig:
     qat_lr: float = 5e-4
     weight_decay: float = 0.0
     widen_noise: float = 0.01
+    # width: how the final model and the fitness reach an individual's width
+    final_init: str = "scratch"
+    fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
     # final choice
     select: str = "match-fp32"
     max_size_kib: float | None = None
@@ -150,6 +155,12 @@ FIELD_HELP: dict[str, str] = {
     "individual and the FP32 baseline (same recipe for both)",
     "weight_decay": "weight decay of conv and linear weights",
     "widen_noise": "relative noise on copied channels, to break their symmetry",
+    "final_init": "scratch: the chosen architecture is trained from a fresh initialisation "
+    "at its width (pretraining as the base, then the final QAT); widen: the base widened "
+    "by copying channels, then the final QAT",
+    "fitness": "how an individual reaches its width before its QAT fine-tune: widen (copies "
+    "of the base's channels), scratch (float training from scratch on the search subset) or "
+    "supernet (a slice of one weight-sharing network trained once per run)",
     "select": "rule choosing the final individual from the last front: match-fp32 (the "
     "smallest whose val accuracy reaches the FP32 base fine-tuned the same way, else the most "
     "accurate), accuracy (highest val accuracy, ties to the smaller) or smallest",
@@ -283,6 +294,10 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError(f"sampler is {c.sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if c.optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer is {c.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if c.final_init not in FINAL_INITS:
+        raise ConfigError(f"final_init is {c.final_init!r}; choose one of {', '.join(FINAL_INITS)}")
+    if c.fitness not in FITNESSES:
+        raise ConfigError(f"fitness is {c.fitness!r}; choose one of {', '.join(FITNESSES)}")
     if c.max_size_kib is not None and c.max_size_kib <= 0:
         raise ConfigError(f"max_size_kib is {c.max_size_kib}; it must be positive")
     if c.workers < 1:

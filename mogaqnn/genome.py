@@ -84,6 +84,10 @@ class SearchSpace:
             (ratio,) * len(self.groups),
         )  # fmt: skip
 
+    def layer_bits(self, genome: Genome) -> dict[str, tuple[int, int]]:
+        """Layer name -> (weight bits, activation bits): what ``quantize_model`` takes."""
+        return {n: (w, a) for n, w, a in zip(self.layers, genome.weight_bits, genome.act_bits)}
+
     def describe(self, genome: Genome) -> dict[str, Any]:
         """Per-layer bits and per-group widths, for result.json and the report."""
         return {
@@ -112,5 +116,4 @@ def build_individual(
     ``base`` is not modified. Activation ranges calibrate on the first batch the model sees.
     """
     model = widen_model(base, graph, genome.ratios, noise_std=noise_std, seed=seed)
-    bits = {n: (w, a) for n, w, a in zip(space.layers, genome.weight_bits, genome.act_bits)}
-    return quantize_model(model, bits)
+    return quantize_model(model, space.layer_bits(genome))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mogaqnn.expand.corpus import CORPUS, check_architecture
+from mogaqnn.corpus import CORPUS, check_architecture
 
 
 def test_corpus_is_broad():

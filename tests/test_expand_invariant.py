@@ -213,7 +213,7 @@ def test_every_allowed_widening_preserves_the_function(ops, widths, seed):
 
 # -- the one-forward check before a search ----------------------------------------------
 def test_a_widening_that_cannot_run_is_named_an_analysis_bug(monkeypatch):
-    setup = importlib.import_module("mogaqnn.search._setup")  # mogaqnn.search is a function
+    setup = importlib.import_module("mogaqnn.run._setup")
     from mogaqnn.errors import ExpansionBugError
 
     model, x = SpatialAttention(), torch.randn(2, 1, 8, 8)
@@ -243,7 +243,7 @@ class DataDependent(nn.Module):
 
 
 def test_an_untraceable_model_gets_bits_only_and_one_line_saying_why():
-    from mogaqnn.search._setup import expansion_graph
+    from mogaqnn.run import expansion_graph
 
     notes: list[str] = []
     graph = expansion_graph(DataDependent(), torch.randn(2, 1, 8, 8), "auto", note=notes.append)
@@ -253,7 +253,7 @@ def test_an_untraceable_model_gets_bits_only_and_one_line_saying_why():
 
 
 def test_the_note_names_layers_that_keep_their_width():
-    from mogaqnn.search._setup import expansion_graph
+    from mogaqnn.run import expansion_graph
 
     notes: list[str] = []
     graph = expansion_graph(GLU(), torch.randn(2, 1, 8, 8), "auto", note=notes.append)

@@ -57,6 +57,8 @@ class Point:
     trial: int | None = None
     generation: int | None = None
     bops: int | None = None  # bit operations per sample
+    mean_weight_bits: float | None = None  # over the quantized layers (trials only)
+    mean_ratio: float | None = None  # over the expansion groups (trials only)
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,13 @@ def _read_trials(path: Path) -> list[Point]:
             if row["state"] != "COMPLETE" or not row["val_accuracy"]:
                 continue
             gen = int(row["generation"]) if row["generation"] not in ("", "None") else None
+            bits = [float(v) for k, v in row.items() if k.startswith("w:") and v]
+            ratios = [float(v) for k, v in row.items() if k.startswith("x:") and v]
             points.append(Point(f"trial {row['trial']}", 1.0 - float(row["val_accuracy"]),
                                 int(row["size_bits"]), int(row["trial"]), gen,
-                                int(row["bops"]) if row.get("bops") else None))  # fmt: skip
+                                int(row["bops"]) if row.get("bops") else None,
+                                sum(bits) / len(bits) if bits else None,
+                                sum(ratios) / len(ratios) if ratios else 1.0))  # fmt: skip
     return points
 
 

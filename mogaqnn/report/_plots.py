@@ -95,11 +95,16 @@ def plot_hypervolume(data: ReportData, path: str | Path) -> Path:
 
 
 def plot_policy(data: ReportData, path: str | Path) -> Path:
-    """Per layer of the chosen individual: weight and activation bits, and width ratio."""
+    """Per layer of the chosen individual: weight and activation bits, and width ratio; at
+    the right, width against bits of every evaluated individual."""
     plt = _pyplot()
     n = len(data.policy)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.5, 1.1 * n + 2), 5.5), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 2]})  # fmt: skip
+    fig = plt.figure(figsize=(max(6.5, 1.1 * n + 2) + 3.5, 5.5))
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 2], width_ratios=[max(6.5, 1.1 * n + 2), 3.5])
+    top = fig.add_subplot(grid[0, 0])
+    bottom = fig.add_subplot(grid[1, 0], sharex=top)
+    top.tick_params(labelbottom=False)
+    _width_against_bits(fig.add_subplot(grid[:, 1]), data)
     x = range(n)
     w = [p.weight_bits for p in data.policy]
     a = [p.act_bits for p in data.policy]
@@ -120,3 +125,20 @@ def plot_policy(data: ReportData, path: str | Path) -> Path:
     bottom.set_ylim(0, max(ratios + [1.0]) * 1.3)
     bottom.set_xticks(list(x), [p.layer for p in data.policy], rotation=30, ha="right")
     return _save(fig, Path(path))
+
+
+def _width_against_bits(ax: Any, data: ReportData) -> None:
+    """Mean width ratio against mean weight bits of every evaluation, colour = val accuracy:
+    does the search pay for low bits with width?"""
+    pts = [p for p in data.trials if p.mean_weight_bits is not None]
+    sc = ax.scatter([p.mean_weight_bits for p in pts], [p.mean_ratio for p in pts], s=14,
+                    c=[100 * (1 - p.error) for p in pts], cmap="viridis")  # fmt: skip
+    fig = ax.get_figure()
+    fig.colorbar(sc, ax=ax, label="val accuracy (%)", fraction=0.08)
+    if data.chosen.mean_weight_bits is not None:
+        ax.scatter([data.chosen.mean_weight_bits], [data.chosen.mean_ratio], s=90,
+                   facecolors="none", edgecolors="tab:red", label="chosen")  # fmt: skip
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel("mean weight bits")
+    ax.set_ylabel("mean width ratio")
+    ax.set_title("width against bits (every evaluation)", fontsize=9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from torch import nn
 from ..data import LabelledImages
 from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
-from ..quant import calibrate
+from ..quant import calibrate, quantize_model
 from ..size import model_size
 from ..train import TrainSettings, evaluate_accuracy, train_model
 
@@ -47,13 +48,22 @@ class Evaluator:
     widen_noise: float
     device: torch.device
     log_path: Path | None = None  # one JSON line per training started: what was trained when
+    # The float network at the genome's width that the fitness starts from
+    # (search/_fitness_start.py); None: the base widened by copying channels.
+    start: Callable[[Genome], nn.Module] | None = None
 
-    def build(self, genome: Genome) -> nn.Module:
-        """The widened, quantized, calibrated network of ``genome`` (not yet fine-tuned)."""
-        model = build_individual(
-            self.base, self.graph, self.space, genome,
-            noise_std=self.widen_noise, seed=genome.seed(self.seed),
-        ).to(self.device)  # fmt: skip
+    def build(self, genome: Genome, float_model: nn.Module | None = None) -> nn.Module:
+        """The quantized, calibrated network of ``genome`` (not yet fine-tuned), made from
+        ``float_model``, else from the fitness's start, else from the base widened."""
+        if float_model is None and self.start is not None:
+            float_model = self.start(genome)
+        if float_model is not None:
+            model = quantize_model(float_model, self.space.layer_bits(genome)).to(self.device)
+        else:
+            model = build_individual(
+                self.base, self.graph, self.space, genome,
+                noise_std=self.widen_noise, seed=genome.seed(self.seed),
+            ).to(self.device)  # fmt: skip
         calibrate(model, self.train_data.x[:CALIBRATION_SAMPLES].to(self.device))
         return model
 

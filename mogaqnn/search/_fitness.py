@@ -16,6 +16,7 @@ from ..genome import Genome, SearchSpace, build_individual
 from ..run import RunContext, augmentation_for, resolve_device, subset, train_settings
 from ..size import bit_operations, layer_macs
 from ._evaluate import Evaluator
+from ._fitness_start import fitness_start
 
 __all__ = ["bops_counter", "make_evaluator", "run_evaluator"]
 
@@ -28,19 +29,32 @@ def make_evaluator(
     data: DatasetSplits,
     device: torch.device,
     log_path: Path | None,
+    *,
+    root: Path | None = None,
+    pretrain: bool = False,
+    note: Callable[[str], None] = lambda message: None,
 ) -> Evaluator:
-    """The fitness of the run: its subsets, its QAT budget, its seed."""
+    """The fitness of the run: its subsets, its QAT budget, its seed, where each individual
+    starts (``fitness``; a supernet is read from ``root``, trained there when ``pretrain``)."""
+    train_subset = subset(data.train, cfg.search_train_samples, cfg.seed)
+    aug = augmentation_for(cfg, data)
+    start = fitness_start(
+        cfg, base, graph, data, train_subset,
+        lambda epochs, lr: train_settings(cfg, epochs, lr, aug), device, root,
+        pretrain=pretrain, note=note,
+    )  # fmt: skip
     return Evaluator(
         base=base,
         graph=graph,
         space=space,
-        train_data=subset(data.train, cfg.search_train_samples, cfg.seed),
+        train_data=train_subset,
         val_data=subset(data.val, cfg.search_val_samples, cfg.seed),
-        settings=train_settings(cfg, cfg.search_epochs, cfg.qat_lr, augmentation_for(cfg, data)),
+        settings=train_settings(cfg, cfg.search_epochs, cfg.qat_lr, aug),
         seed=cfg.seed,
         widen_noise=cfg.widen_noise,
         device=device,
         log_path=log_path,
+        start=start,
     )
 
 
@@ -48,7 +62,8 @@ def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = Non
     """An Evaluator equal to the one ``Search.run`` builds (subsets, budget, seed), without
     the evaluations log: evaluations made here are not trials of the search."""
     device_ = resolve_device(device or run.config.device)
-    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None)
+    return make_evaluator(run.config, run.base, run.graph, run.space, data, device_, None,
+                          root=run.root)  # fmt: skip
 
 
 def bops_counter(evaluator: Evaluator) -> Callable[[Genome], int]:

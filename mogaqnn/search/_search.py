@@ -58,6 +58,7 @@ from ._select import choose
 from ._store import bind_run, open_study
 from ._threads import describe_threads, process_threads, torch_threads
 from ._trials import FAIL_REASON, completed, pareto_front, trial_generation
+from ._width import final_start
 from ._workers import run_workers, sha256_file, worker_specs
 
 __all__ = ["Search", "SearchResult"]
@@ -209,8 +210,9 @@ class Search:
         space = search_space(cfg, base, graph)
         augmentation = augmentation_for(cfg, data)
         evaluator = make_evaluator(
-            cfg, base, graph, space, data, eval_device, self.run_dir.evaluations_log
-        )
+            cfg, base, graph, space, data, eval_device, self.run_dir.evaluations_log,
+            root=self.run_dir.root, pretrain=pretrain, note=self.log,
+        )  # fmt: skip
         return _Setup(data, base, graph, space, augmentation, evaluator, device, pretrain_s)
 
     # -- steps -----------------------------------------------------------------------
@@ -306,7 +308,8 @@ class Search:
         cfg = self.config
         settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
         seed = cfg.seed
-        quantized = evaluator.build(genome)
+        quantized = final_start(cfg, self.run_dir.root, evaluator, genome, data, aug, device,
+                                self.log)  # fmt: skip
         fp32 = copy.deepcopy(base)
         out: dict[str, Any] = {}
         for name, model in (("chosen", quantized), ("fp32", fp32)):

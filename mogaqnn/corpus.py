@@ -1,6 +1,6 @@
 """Channel expansion on real architectures from torchvision and timm.
 
-``python -m mogaqnn.expand.corpus [--out docs/expansion_corpus.md]`` analyses every model
+``python -m mogaqnn.corpus [--out docs/expansion_corpus.md]`` analyses every model
 of :data:`CORPUS` (random weights, small inputs), checks that widening at random ratios
 keeps the FP32 function and that the widened, quantized model trains, and writes the
 table: groups found, the share of parameters whose width can change, and why the rest
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..models._factory import resolve_model
-from ._graph import EXPECTED_REASONS, ModelGraph, analyze_model
-from ._widen import widen_model
+from .expand import ModelGraph, analyze_model, widen_model
+from .expand._graph import EXPECTED_REASONS
+from .models._factory import resolve_model
 
 __all__ = ["CORPUS", "CorpusRow", "check_architecture"]
 
@@ -86,8 +86,8 @@ def _randomise_batchnorm(model: nn.Module, gen: torch.Generator) -> None:
 
 def check_architecture(spec: str, side: int, *, seed: int = 0, ratios: int = 1) -> CorpusRow:
     """Analyse, widen at random ratios and compare, then quantize and train one step."""
-    from ..genome import Genome, SearchSpace, build_individual
-    from ..quant import calibrate, quantizable_layers
+    from .genome import Genome, SearchSpace, build_individual
+    from .quant import calibrate, quantizable_layers
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -127,7 +127,7 @@ def check_architecture(spec: str, side: int, *, seed: int = 0, ratios: int = 1) 
     )
 
 
-COMMAND = "python -m mogaqnn.expand.corpus --out docs/expansion_corpus.md"
+COMMAND = "python -m mogaqnn.corpus --out docs/expansion_corpus.md"
 
 
 _NODE = re.compile(r"^(module (\S+)|method (\S+) \((\S+)\)|function (\S+) \((\S+)\)) (.*)$")
@@ -176,7 +176,7 @@ def render(rows: list[CorpusRow]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mogaqnn.expand.corpus")
+    parser = argparse.ArgumentParser(prog="python -m mogaqnn.corpus")
     parser.add_argument("--out", type=Path, default=Path("docs/expansion_corpus.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
