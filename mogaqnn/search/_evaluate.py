@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +19,7 @@ from ..quant import calibrate
 from ..size import model_size
 from ..train import TrainSettings, evaluate_accuracy, train_model
 
-__all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES"]
+__all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES", "calibration_indices"]
 
 CALIBRATION_SAMPLES = 128
 
@@ -54,8 +55,15 @@ class Evaluator:
             self.base, self.graph, self.space, genome,
             noise_std=self.widen_noise, seed=genome.seed(self.seed),
         ).to(self.device)  # fmt: skip
-        calibrate(model, self.train_data.x[:CALIBRATION_SAMPLES].to(self.device))
+        calibrate(model, self.calibration_images().to(self.device))
         return model
+
+    def calibration_images(self) -> torch.Tensor:
+        """The seeded sample of training images that sets the activation ranges: classes
+        in turn, so every class is in it (the splits keep the source order, which on
+        MNIST-5k is by class: the first 128 images are all zeros)."""
+        idx = calibration_indices(self.train_data.y.numpy(), CALIBRATION_SAMPLES, self.seed)
+        return self.train_data.x[torch.from_numpy(idx)]
 
     def __call__(self, genome: Genome) -> Evaluation:
         t0 = time.perf_counter()
@@ -76,3 +84,13 @@ class Evaluator:
         line = json.dumps({"genome": genome.key(), "pid": os.getpid(), "time": time.time()})
         with open(self.log_path, "a", encoding="utf-8") as f:  # O_APPEND: one line, atomic
             f.write(line + "\n")
+
+
+def calibration_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` indices drawn class by class in turn, each class shuffled by ``seed``: every
+    class is covered whenever ``n`` is at least the number of classes."""
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    order = [idx[i] for i in range(max(map(len, per_class), default=0)) for idx in per_class
+             if i < len(idx)]  # fmt: skip
+    return np.sort(np.asarray(order[:n], dtype=np.int64))
