@@ -27,6 +27,7 @@ EXPANSION_MODES = ("auto", "off", "strict")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("nsga2", "random")
 MIN_BITS, MAX_BITS = 1, 16
+MIN_ACT_BITS = 2  # activations: 1 bit has no signed code but zero (int_range(1, True))
 
 # Keys that may change between two invocations of the same run (they say how to run it,
 # not what it computes): resuming with another device or worker count is the same run.
@@ -220,15 +221,16 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(c: SearchConfig) -> None:
-    for name in ("weight_bits", "act_bits"):
+    for name, low in (("weight_bits", MIN_BITS), ("act_bits", MIN_ACT_BITS)):
         choices = getattr(c, name)
         if not choices:
             raise ConfigError(f"{name} is an empty set; give at least one bit width, e.g. 4,8")
-        bad = [b for b in choices if not MIN_BITS <= b <= MAX_BITS]
+        bad = [b for b in choices if not low <= b <= MAX_BITS]
         if bad:
+            why = " (a signed 1-bit activation code has no level but zero)" if low > 1 else ""
             raise ConfigError(
-                f"{name} holds {bad[0]}, outside {MIN_BITS}..{MAX_BITS}; bit widths must lie "
-                f"in {MIN_BITS}..{MAX_BITS}"
+                f"{name} holds {bad[0]}, outside {low}..{MAX_BITS}; bit widths must lie "
+                f"in {low}..{MAX_BITS}{why}"
             )
     if not c.expansion_ratios:
         raise ConfigError("expansion_ratios is an empty set; give at least one ratio, e.g. 1.0")

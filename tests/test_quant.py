@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from mogaqnn.errors import ModelError
 from mogaqnn.quant import (
     QuantConv2d,
     QuantLinear,
@@ -88,3 +89,14 @@ def test_quantized_state_dict_round_trips_calibration():
     x = torch.randn(5, 4)
     assert clone[0].act_signed
     assert torch.equal(clone(x), model(x))
+
+
+def test_one_bit_activation_on_a_signed_input_is_refused_in_one_sentence():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    quantize_model(model, {"0": (4, 1), "2": (4, 1)})
+    with pytest.raises(ModelError, match="cannot quantize a signed input"):
+        calibrate(model, torch.randn(8, 4))
+    # after a ReLU the input is unsigned: one bit has the two codes 0 and 1
+    unsigned = nn.Sequential(nn.ReLU(), nn.Linear(4, 3))
+    quantize_model(unsigned, {"1": (4, 1)})
+    assert torch.isfinite(unsigned(torch.randn(8, 4))).all()

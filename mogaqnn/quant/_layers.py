@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelError
 from ._ops import fake_quant_per_channel, fake_quant_per_tensor, int_range
 
 __all__ = ["QuantLayer", "QuantConv2d", "QuantLinear", "best_clip_ratio", "weight_scale_for"]
@@ -78,6 +79,11 @@ class QuantLayer:
         """Start the clipping range at a high percentile of |x| (not the max: one outlier
         would waste most codes) and pick signed codes when the input has negatives."""
         self.act_is_signed.fill_(bool((x < 0).any()))
+        if self.act_signed and self.act_bits < 2:
+            raise ModelError(
+                f"a {self.act_bits}-bit activation cannot quantize a signed input (its only "
+                "code is zero); give this layer at least 2 activation bits"
+            )
         _, qmax = int_range(self.act_bits, self.act_signed)
         flat = x.detach().abs().flatten()
         if flat.numel() > _CALIBRATION_SAMPLE:  # an evenly strided sample is plenty
