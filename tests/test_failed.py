@@ -7,8 +7,13 @@ import json
 import torch
 
 from mogaqnn import Search, SearchConfig
+from mogaqnn.cli import main
+from mogaqnn.quant import QuantLayer
 from mogaqnn.search import Evaluator
+from mogaqnn.search import _search as search_module
+from mogaqnn.train import TrainingDiverged, train_model
 from tests._runs import generation_sizes, read_trials
+from tests.test_cli import TINY
 
 POPULATION, GENERATIONS = 4, 3
 
@@ -47,3 +52,57 @@ def test_diverging_individuals_fail_and_the_search_finishes(tmp_path, monkeypatc
     assert json.loads((tmp_path / "run" / "result.json").read_text())["search"]["evaluations"] == (
         POPULATION * GENERATIONS
     )
+
+
+def _tiny(out, **changes) -> SearchConfig:
+    config = SearchConfig(
+        population=4, generations=2, seed=0, pretrain_epochs=1, search_epochs=0.5,
+        final_epochs=0.5, search_train_samples=300, search_val_samples=200,
+        weight_bits=(2, 4, 8), act_bits=(4, 8), expansion_ratios=(1.0, 1.5), progress=False,
+        out=str(out),
+    )  # fmt: skip
+    return config.replace(**changes)
+
+
+def _diverge_final_training(monkeypatch, times: int) -> list[int]:
+    """The first ``times`` final trainings of a quantized model diverge as a real one does
+    (TrainingDiverged from train_model); the search's own evaluations are untouched."""
+    calls: list[int] = []
+
+    def train(model, data, settings, *, seed, device="cpu", **kwargs):
+        quantized = any(isinstance(m, QuantLayer) for m in model.modules())
+        if quantized and len(calls) < times:
+            calls.append(1)
+            raise TrainingDiverged("loss became nan at step 3")
+        return train_model(model, data, settings, seed=seed, device=device, **kwargs)
+
+    monkeypatch.setattr(search_module, "train_model", train)
+    return calls
+
+
+def test_a_diverging_final_training_trains_the_next_individual_of_the_front(
+    tmp_path, monkeypatch, capsys
+):
+    _diverge_final_training(monkeypatch, times=1)
+    config = _tiny(tmp_path / "run", progress=True)
+    result = Search(config).run()
+    diverged = result.data["final_diverged"]
+    assert len(diverged) == 1 and diverged[0]["reason"] == "loss became nan at step 3"
+    front = result.data["search"]["front"]
+    assert diverged[0]["trial"] in front and result.chosen["trial"] in front
+    assert result.chosen["trial"] != diverged[0]["trial"]
+    assert f"final training of trial {diverged[0]['trial']} diverged" in capsys.readouterr().err
+    assert "diverged" in result.table()
+    stored = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert stored["final_diverged"] == diverged
+    rows = list(csv.DictReader((tmp_path / "run" / "pareto.csv").open()))
+    assert int(next(r for r in rows if r["chosen"] == "1")["trial"]) == result.chosen["trial"]
+
+
+def test_every_final_training_diverging_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    _diverge_final_training(monkeypatch, times=10_000)
+    out = tmp_path / "run"
+    assert main(["search", "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "final training diverged for every individual of the front" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

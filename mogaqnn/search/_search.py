@@ -25,7 +25,7 @@ from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace
 from ..models._factory import resolve_model
 from ..size import KIB_BITS, fp32_size_bits, model_size
-from ..train import evaluate_accuracy, train_model
+from ..train import TrainingDiverged, evaluate_accuracy, train_model
 from ._evaluate import Evaluator
 from ._rundir import RunDir, atomic_torch_save, atomic_write_text, load_weights, read_checkpoint
 from ._select import choose_individual
@@ -167,13 +167,14 @@ class Search:
         chosen, front = choose_individual(
             last_population, completed(study), cfg.select, cfg.max_size_kib
         )
-        genome = space.decode(chosen.params)
         self.log(
             f"chosen: trial {chosen.number}, val accuracy "
             f"{chosen.user_attrs['val_accuracy']:.2%}, {chosen.user_attrs['size_kib']:.2f} KiB; "
             f"final training of {cfg.final_epochs:g} epochs and the FP32 baseline"
         )
-        final = self._final_models(evaluator, genome, base, data, augmentation, device)
+        final = self._final_models(evaluator, chosen, front, base, data, augmentation, device)
+        chosen = final["chosen"]["trial"]  # the next of the front when the first diverged
+        genome = space.decode(chosen.params)
         final_s = time.perf_counter() - t0
 
         result = self._result_dict(
@@ -292,21 +293,46 @@ class Search:
             progress.close()
         return study, sampler
 
-    def _final_models(self, evaluator, genome, base, data, aug, device) -> dict[str, Any]:
-        """Train the chosen individual and the FP32 baseline the same way, test each once."""
+    def _final_models(self, evaluator, chosen, front, base, data, aug, device) -> dict[str, Any]:
+        """Train the chosen individual and the FP32 baseline the same way, test each once.
+
+        A final training that diverges is recorded and the next individual of the front,
+        in the selection rule's order, is trained instead (a resume would only repeat it).
+        """
         cfg = self.config
         settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
-        seed = cfg.seed
-        quantized = evaluator.build(genome)
+        out: dict[str, Any] = {"diverged": []}
         fp32 = copy.deepcopy(base)
-        out: dict[str, Any] = {}
-        for name, model in (("chosen", quantized), ("fp32", fp32)):
-            if cfg.final_epochs > 0:
-                train_model(model, data.train, settings, seed=seed, device=device)
-            out[name] = {
-                "val_accuracy": evaluate_accuracy(model, data.val, device=device),
-                "test_accuracy": evaluate_accuracy(model, data.test, device=device),
-            }
+        try:
+            out["fp32"] = self._train_and_test(fp32, settings, data, device)
+        except TrainingDiverged as exc:
+            raise MogaqnnError(
+                f"the FP32 baseline's final training diverged ({exc}); lower qat_lr"
+            ) from exc
+        remaining = list(front)
+        while True:
+            genome = evaluator.space.decode(chosen.params)
+            quantized = evaluator.build(genome)
+            try:
+                out["chosen"] = self._train_and_test(quantized, settings, data, device)
+                break
+            except TrainingDiverged as exc:
+                out["diverged"].append(
+                    {"trial": chosen.number, "genome_key": genome.key(), "reason": str(exc)}
+                )
+                remaining = [t for t in remaining if t.number != chosen.number]
+                if not remaining:
+                    raise MogaqnnError(
+                        f"the final training diverged for every individual of the front "
+                        f"({len(out['diverged'])}, last: {exc}); lower qat_lr"
+                    ) from exc
+                diverged = chosen.number
+                chosen, _ = choose_individual(remaining, remaining, cfg.select, cfg.max_size_kib)
+                self.log(
+                    f"final training of trial {diverged} diverged ({exc}); training trial "
+                    f"{chosen.number}, the next individual of the front, instead"
+                )
+        out["chosen"]["trial"] = chosen
         out["chosen"]["size"] = model_size(quantized, evaluator.graph.bn_fold)
         out["chosen"]["parameters"] = sum(
             p.numel() for n, p in quantized.named_parameters() if not n.endswith("_scale")
@@ -317,6 +343,15 @@ class Search:
             self.run_dir.final_checkpoint,
         )  # fmt: skip
         return out
+
+    def _train_and_test(self, model, settings, data, device) -> dict[str, Any]:
+        """The final training of one model, then its val and test accuracy (test read once)."""
+        if self.config.final_epochs > 0:
+            train_model(model, data.train, settings, seed=self.config.seed, device=device)
+        return {
+            "val_accuracy": evaluate_accuracy(model, data.val, device=device),
+            "test_accuracy": evaluate_accuracy(model, data.test, device=device),
+        }
 
     # -- outputs -----------------------------------------------------------------------
     def _result_dict(
@@ -383,6 +418,7 @@ class Search:
                 "last_population": sorted(t.number for t in last_population),
                 "front": sorted(t.number for t in front),
             },
+            "final_diverged": final["diverged"],
             "timing": timing,
         }
 
@@ -523,6 +559,9 @@ def format_result_table(r: dict[str, Any]) -> str:
                 f"{g['group']:<22}{g['ratio']:>8.2f}{g['width']:>6} -> {g['new_width']:<4}"
             )
     s = r["search"]
+    for d in r.get("final_diverged", []):
+        lines += ["", f"final training of trial {d['trial']} diverged ({d['reason']}); "
+                  f"trial {ch['trial']}, the next of the front, was trained instead"]  # fmt: skip
     lines += [
         "",
         f"search: {s['evaluations']} evaluations ({s['trained']} trained, "
