@@ -359,7 +359,7 @@ class Search:
         front, final, timing,
     ) -> dict[str, Any]:  # fmt: skip
         cfg = self.config
-        fp32_bits = fp32_size_bits(base)
+        fp32_bits = fp32_size_bits(base, graph.bn_fold)
         size = final["chosen"]["size"]
         base_params = sum(p.numel() for p in base.parameters())
         trials = completed(study)
@@ -403,6 +403,7 @@ class Search:
                 "size_breakdown_bits": {
                     "weights": size.weight_bits, "scales": size.scale_bits,
                     "biases": size.bias_bits, "float": size.float_bits,
+                    "activation_scales": size.act_scale_bits,
                 },
                 "compression_ratio": fp32_bits / size.total_bits,
                 "mean_weight_bits": genome.mean_weight_bits(),
