@@ -26,6 +26,7 @@ SELECTION_RULES = ("accuracy", "smallest")
 EXPANSION_MODES = ("auto", "off", "strict")
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("nsga2", "random")
+RANGE_MODES = ("ema", "lsq", "fixed")  # mogaqnn.quant.RANGE_MODES; config imports no torch
 MIN_BITS, MAX_BITS = 1, 16
 MIN_ACT_BITS = 2  # activations: 1 bit has no signed code but zero (int_range(1, True))
 
@@ -73,6 +74,8 @@ class SearchConfig:
     qat_lr: float = 5e-4
     weight_decay: float = 0.0
     widen_noise: float = 0.01
+    # quantized training recipe
+    quant_ranges: str = "fixed"
     # final choice
     select: str = "accuracy"
     max_size_kib: float | None = None
@@ -145,6 +148,9 @@ FIELD_HELP: dict[str, str] = {
     "individual and the FP32 baseline (same recipe for both)",
     "weight_decay": "weight decay of conv and linear weights",
     "widen_noise": "relative noise on copied channels, to break their symmetry",
+    "quant_ranges": "how quantization ranges follow training: ema (moving-average activation "
+    "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
+    "once by calibration)",
     "select": "rule choosing the final individual: accuracy (highest val accuracy, ties to "
     "the smaller) or smallest",
     "max_size_kib": "size constraint on the chosen individual, in KiB",
@@ -283,5 +289,9 @@ def _validate(c: SearchConfig) -> None:
         )
     if not c.study.strip():
         raise ConfigError("study is empty; give a study name, e.g. mogaqnn")
+    if c.quant_ranges not in RANGE_MODES:
+        raise ConfigError(
+            f"quant_ranges is {c.quant_ranges!r}; choose one of {', '.join(RANGE_MODES)}"
+        )
     if c.augment_crop < 0:
         raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")

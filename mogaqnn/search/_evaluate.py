@@ -15,7 +15,7 @@ from torch import nn
 from ..data import LabelledImages
 from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
-from ..quant import calibrate
+from ..quant import calibrate, set_range_mode
 from ..size import model_size
 from ..train import TrainSettings, evaluate_accuracy, train_model
 
@@ -48,6 +48,7 @@ class Evaluator:
     widen_noise: float
     device: torch.device
     log_path: Path | None = None  # one JSON line per training started: what was trained when
+    quant_ranges: str = "fixed"  # how the quantization ranges follow training (quant doc)
 
     def build(self, genome: Genome) -> nn.Module:
         """The widened, quantized, calibrated network of ``genome`` (not yet fine-tuned)."""
@@ -56,7 +57,7 @@ class Evaluator:
             noise_std=self.widen_noise, seed=genome.seed(self.seed),
         ).to(self.device)  # fmt: skip
         calibrate(model, self.calibration_images().to(self.device))
-        return model
+        return set_range_mode(model, self.quant_ranges)
 
     def calibration_images(self) -> torch.Tensor:
         """The seeded sample of training images that sets the activation ranges: classes

@@ -120,4 +120,5 @@ def make_evaluator(
         widen_noise=cfg.widen_noise,
         device=device,
         log_path=log_path,
+        quant_ranges=cfg.quant_ranges,
     )
