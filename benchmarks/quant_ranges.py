@@ -1,9 +1,10 @@
 """Which quantization ranges to keep: val accuracy of the search's fitness per range mode.
 
-LeNet-5, FP32 base pretrained once per dataset, then the same genomes (uniform 2/3/4 bits at
-ratio 1.0 and 1.5, plus random ones) evaluated exactly as the search evaluates them (the
-run's Evaluator: 2,000 training images, ``search_epochs``, ``qat_lr``) with each
-``quant_ranges`` mode, for several evaluation seeds. Decisions by val accuracy only.
+LeNet-5 (or ``--model``), FP32 base pretrained once per dataset, then the same genomes
+(uniform 2/3/4 bits at ratio 1.0 and 1.5, plus random ones) evaluated exactly as the
+search evaluates them (the run's Evaluator: 2,000 training images, ``search_epochs``,
+``qat_lr``) with each ``quant_ranges`` mode, for several evaluation seeds. Decisions by
+val accuracy only.
 
     PYTHONPATH=. python benchmarks/quant_ranges.py [--datasets mnist5k,fashion-mnist]
         [--modes fixed,ema,lsq] [--random 4] [--seeds 0,1] [--epochs 1] [--pretrain-epochs 8]
@@ -50,17 +51,20 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--epochs", type=float, default=None, help="search_epochs (config default)")
     p.add_argument("--pretrain-epochs", type=float, default=None)
+    p.add_argument("--model", default="lenet5")
+    p.add_argument("--genomes", type=int, default=None, help="keep only the first N genomes")
     p.add_argument("--extra", default="", help="config overrides, key=value,key=value")
     args = p.parse_args()
     torch.set_num_threads(1)
     extra = dict(kv.split("=", 1) for kv in args.extra.split(",") if kv)
     for dataset in args.datasets.split(","):
-        cfg = SearchConfig(dataset=dataset, device="cpu", progress=False)
+        cfg = SearchConfig(model=args.model, dataset=dataset, device="cpu", progress=False)
         overrides = {"search_epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs}
         cfg = SearchConfig.from_mapping(
             {**cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}, **extra}
         )
         data = load_config_dataset(cfg)
+        torch.manual_seed(cfg.seed)  # the same base for every invocation
         base = create_model(cfg.model, in_channels=data.in_channels,
                             num_classes=data.num_classes, image_size=data.image_size)  # fmt: skip
         t0 = time.perf_counter()
@@ -71,7 +75,7 @@ def main() -> None:
               f"({cfg.pretrain_epochs:g} epochs, {time.perf_counter() - t0:.0f} s)")  # fmt: skip
         graph = expansion_graph(base, data.train.x[:2], cfg.expansion)
         space = search_space(cfg, base, graph)
-        gs = genomes(space, args.random)
+        gs = genomes(space, args.random)[: args.genomes]
         for mode in args.modes.split(","):
             accs, secs = [], []
             for seed in (int(s) for s in args.seeds.split(",")):

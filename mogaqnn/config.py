@@ -76,6 +76,9 @@ class SearchConfig:
     widen_noise: float = 0.01
     # quantized training recipe
     quant_ranges: str = "fixed"
+    distill_weight: float = 0.0
+    distill_temperature: float = 4.0
+    bn_reestimate_batches: int = 0
     # final choice
     select: str = "accuracy"
     max_size_kib: float | None = None
@@ -151,6 +154,11 @@ FIELD_HELP: dict[str, str] = {
     "quant_ranges": "how quantization ranges follow training: ema (moving-average activation "
     "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
     "once by calibration)",
+    "distill_weight": "weight of distillation from the FP32 base in every QAT run and in the "
+    "final training (0: off; also trains the distilled FP32 baseline, fp32_distilled)",
+    "distill_temperature": "softmax temperature of the distillation targets",
+    "bn_reestimate_batches": "training batches that re-estimate BatchNorm statistics after "
+    "widening and quantizing, before QAT (0: off)",
     "select": "rule choosing the final individual: accuracy (highest val accuracy, ties to "
     "the smaller) or smallest",
     "max_size_kib": "size constraint on the chosen individual, in KiB",
@@ -292,6 +300,14 @@ def _validate(c: SearchConfig) -> None:
     if c.quant_ranges not in RANGE_MODES:
         raise ConfigError(
             f"quant_ranges is {c.quant_ranges!r}; choose one of {', '.join(RANGE_MODES)}"
+        )
+    if not 0.0 <= c.distill_weight <= 1.0:
+        raise ConfigError(f"distill_weight is {c.distill_weight}; it must lie in [0, 1]")
+    if c.distill_temperature <= 0:
+        raise ConfigError(f"distill_temperature is {c.distill_temperature}; it must be positive")
+    if c.bn_reestimate_batches < 0:
+        raise ConfigError(
+            f"bn_reestimate_batches is {c.bn_reestimate_batches}; it must not be negative"
         )
     if c.augment_crop < 0:
         raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")

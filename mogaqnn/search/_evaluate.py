@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -17,7 +18,13 @@ from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
 from ..quant import calibrate, set_range_mode
 from ..size import model_size
-from ..train import TrainSettings, evaluate_accuracy, train_model
+from ..train import (
+    Teacher,
+    TrainSettings,
+    evaluate_accuracy,
+    reestimate_batchnorm,
+    train_model,
+)
 
 __all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES", "calibration_indices"]
 
@@ -49,6 +56,18 @@ class Evaluator:
     device: torch.device
     log_path: Path | None = None  # one JSON line per training started: what was trained when
     quant_ranges: str = "fixed"  # how the quantization ranges follow training (quant doc)
+    bn_reestimate_batches: int = 0  # BatchNorm statistics re-estimated after quantizing
+
+    def __post_init__(self) -> None:
+        self._teacher: Teacher | None = None
+
+    @property
+    def teacher(self) -> Teacher:
+        """The FP32 base as distillation teacher, on this evaluator's device; its logits on
+        the training subset are computed by the first evaluation and kept."""
+        if self._teacher is None:
+            self._teacher = Teacher(copy.deepcopy(self.base).to(self.device))
+        return self._teacher
 
     def build(self, genome: Genome) -> nn.Module:
         """The widened, quantized, calibrated network of ``genome`` (not yet fine-tuned)."""
@@ -57,7 +76,13 @@ class Evaluator:
             noise_std=self.widen_noise, seed=genome.seed(self.seed),
         ).to(self.device)  # fmt: skip
         calibrate(model, self.calibration_images().to(self.device))
-        return set_range_mode(model, self.quant_ranges)
+        set_range_mode(model, self.quant_ranges)
+        if self.bn_reestimate_batches:
+            reestimate_batchnorm(
+                model, self.train_data, self.bn_reestimate_batches, self.settings.batch_size,
+                seed=self.seed, device=self.device,
+            )  # fmt: skip
+        return model
 
     def calibration_images(self) -> torch.Tensor:
         """The seeded sample of training images that sets the activation ranges: classes
@@ -72,7 +97,7 @@ class Evaluator:
         model = self.build(genome)
         t1 = time.perf_counter()
         train_model(model, self.train_data, self.settings, seed=genome.seed(self.seed),
-                    device=self.device)  # fmt: skip
+                    device=self.device, teacher=self.teacher)  # fmt: skip
         t2 = time.perf_counter()
         acc = evaluate_accuracy(model, self.val_data, device=self.device)
         size = model_size(model, self.graph.bn_fold).total_bits

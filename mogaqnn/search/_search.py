@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -25,7 +26,7 @@ from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace
 from ..models._factory import resolve_model
 from ..size import KIB_BITS, fp32_size_bits, model_size
-from ..train import TrainingDiverged, evaluate_accuracy, train_model
+from ..train import Teacher, TrainingDiverged, evaluate_accuracy, train_model
 from ._evaluate import Evaluator
 from ._rundir import RunDir, atomic_torch_save, atomic_write_text, load_weights, read_checkpoint
 from ._select import choose_individual
@@ -301,20 +302,26 @@ class Search:
         """
         cfg = self.config
         settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
-        out: dict[str, Any] = {"diverged": []}
-        fp32 = copy.deepcopy(base)
-        try:
-            out["fp32"] = self._train_and_test(fp32, settings, data, device)
-        except TrainingDiverged as exc:
-            raise MogaqnnError(
-                f"the FP32 baseline's final training diverged ({exc}); lower qat_lr"
-            ) from exc
+        # One teacher, the FP32 base: its logits on the training set are computed once and
+        # serve the distilled FP32 baseline and the chosen individual.
+        teacher = Teacher(copy.deepcopy(base).to(device)) if cfg.distill_weight > 0 else None
+        baselines = {"fp32": (dataclasses.replace(settings, distill_weight=0.0), None)}
+        if teacher is not None:
+            baselines["fp32_distilled"] = (settings, teacher)
+        out: dict[str, Any] = {"diverged": [], "fp32_distilled": None}
+        for name, (how, by) in baselines.items():
+            try:
+                out[name] = self._train_and_test(copy.deepcopy(base), how, data, device, by)
+            except TrainingDiverged as exc:
+                raise MogaqnnError(
+                    f"the final training of the {name} baseline diverged ({exc}); lower qat_lr"
+                ) from exc
         remaining = list(front)
         while True:
             genome = evaluator.space.decode(chosen.params)
             quantized = evaluator.build(genome)
             try:
-                out["chosen"] = self._train_and_test(quantized, settings, data, device)
+                out["chosen"] = self._train_and_test(quantized, settings, data, device, teacher)
                 break
             except TrainingDiverged as exc:
                 out["diverged"].append(
@@ -344,10 +351,11 @@ class Search:
         )  # fmt: skip
         return out
 
-    def _train_and_test(self, model, settings, data, device) -> dict[str, Any]:
+    def _train_and_test(self, model, settings, data, device, teacher=None) -> dict[str, Any]:
         """The final training of one model, then its val and test accuracy (test read once)."""
         if self.config.final_epochs > 0:
-            train_model(model, data.train, settings, seed=self.config.seed, device=device)
+            train_model(model, data.train, settings, seed=self.config.seed, device=device,
+                        teacher=teacher)  # fmt: skip
         return {
             "val_accuracy": evaluate_accuracy(model, data.val, device=device),
             "test_accuracy": evaluate_accuracy(model, data.test, device=device),
@@ -390,6 +398,13 @@ class Search:
                 "test_accuracy": final["fp32"]["test_accuracy"],
                 "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
             },
+            "fp32_distilled": None if final["fp32_distilled"] is None else {
+                "epochs": cfg.pretrain_epochs + cfg.final_epochs,
+                "val_accuracy": final["fp32_distilled"]["val_accuracy"],
+                "test_accuracy": final["fp32_distilled"]["test_accuracy"],
+                "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
+            },
+            "claim": claim(final, fp32_bits, size.total_bits),
             "chosen": {
                 "trial": chosen.number,
                 "generation": trial_generation(chosen),
@@ -540,14 +555,53 @@ class _Printer:
                     file=sys.stderr, dynamic_ncols=True, leave=True)  # fmt: skip
 
 
+def claim(final: dict[str, Any], fp32_bits: int, size_bits: int) -> dict[str, Any]:
+    """The paper's claim, smaller AND at least as accurate on test, judged against the
+    stronger (higher test accuracy) of the plain and the distilled FP32 baseline."""
+    baselines = [n for n in ("fp32", "fp32_distilled") if final.get(n) is not None]
+    reference = max(baselines, key=lambda n: final[n]["test_accuracy"])
+    gap = final["chosen"]["test_accuracy"] - final[reference]["test_accuracy"]
+    return {
+        "reference": reference,
+        "reference_test_accuracy": final[reference]["test_accuracy"],
+        "test_accuracy_difference": gap,
+        "compression_ratio": fp32_bits / size_bits,
+        "met": size_bits < fp32_bits and gap >= 0,
+    }
+
+
+def claim_line(r: dict[str, Any]) -> str:
+    c = r.get("claim")
+    if c is None:
+        return ""
+    name = {"fp32": "FP32 baseline", "fp32_distilled": "distilled FP32 baseline"}[c["reference"]]
+    diff, ratio = c["test_accuracy_difference"], c["compression_ratio"]
+    if c["met"]:
+        return (f"claim met: {ratio:.1f}x smaller and {diff * 100:+.2f} pp test accuracy "
+                f"against the stronger {name}")  # fmt: skip
+    misses = []
+    if diff < 0:
+        misses.append(f"{-diff * 100:.2f} pp less test accuracy than the stronger {name}")
+    if ratio <= 1:
+        misses.append(f"not smaller ({ratio:.2f}x)")
+    return f"claim missed: {' and '.join(misses)} (at {ratio:.1f}x compression)"
+
+
 def format_result_table(r: dict[str, Any]) -> str:
     fp, ch = r["fp32"], r["chosen"]
     lines = [
         f"{'model':<22}{'test acc':>10}{'size KiB':>12}{'compression':>13}{'epochs':>8}",
         f"{'FP32 baseline':<22}{fp['test_accuracy']:>10.2%}{fp['size_kib']:>12.2f}"
         f"{1.0:>12.1f}x{fp['epochs']:>8g}",
+    ]
+    fd = r.get("fp32_distilled")
+    if fd is not None:
+        lines.append(f"{'FP32 distilled':<22}{fd['test_accuracy']:>10.2%}{fd['size_kib']:>12.2f}"
+                     f"{1.0:>12.1f}x{fd['epochs']:>8g}")  # fmt: skip
+    lines += [
         f"{'MOGAQNN (chosen)':<22}{ch['test_accuracy']:>10.2%}{ch['size_kib']:>12.2f}"
         f"{ch['compression_ratio']:>12.1f}x{ch['epochs']:>8g}",
+        claim_line(r),
         "",
         f"{'layer':<22}{'w bits':>8}{'a bits':>8}",
     ]

@@ -56,6 +56,7 @@ def train_settings(
     return TrainSettings(
         epochs=epochs, lr=lr, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
         weight_decay=cfg.weight_decay, augmentation=augmentation,
+        distill_weight=cfg.distill_weight, distill_temperature=cfg.distill_temperature,
     )  # fmt: skip
 
 
@@ -121,4 +122,5 @@ def make_evaluator(
         device=device,
         log_path=log_path,
         quant_ranges=cfg.quant_ranges,
+        bn_reestimate_batches=cfg.bn_reestimate_batches,
     )
