@@ -8,12 +8,12 @@ val accuracy only.
 
     PYTHONPATH=. python benchmarks/quant_ranges.py [--datasets mnist5k,fashion-mnist]
         [--modes fixed,ema,lsq] [--random 4] [--seeds 0,1] [--epochs 1] [--pretrain-epochs 8]
+        [--variant distill_weight=0 --variant distill_weight=0.7,qat_lr=0.001 ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import statistics
 import time
@@ -53,15 +53,17 @@ def main() -> None:
     p.add_argument("--pretrain-epochs", type=float, default=None)
     p.add_argument("--model", default="lenet5")
     p.add_argument("--genomes", type=int, default=None, help="keep only the first N genomes")
-    p.add_argument("--extra", default="", help="config overrides, key=value,key=value")
+    p.add_argument("--variant", action="append", default=None,
+                   help="config overrides key=value,key=value of one recipe variant; "
+                   "repeat to compare variants on the same FP32 base")  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(1)
-    extra = dict(kv.split("=", 1) for kv in args.extra.split(",") if kv)
+    variants = [dict(kv.split("=", 1) for kv in v.split(",") if kv) for v in args.variant or [""]]
     for dataset in args.datasets.split(","):
         cfg = SearchConfig(model=args.model, dataset=dataset, device="cpu", progress=False)
         overrides = {"search_epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs}
         cfg = SearchConfig.from_mapping(
-            {**cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}, **extra}
+            {**cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
         )
         data = load_config_dataset(cfg)
         torch.manual_seed(cfg.seed)  # the same base for every invocation
@@ -76,20 +78,21 @@ def main() -> None:
         graph = expansion_graph(base, data.train.x[:2], cfg.expansion)
         space = search_space(cfg, base, graph)
         gs = genomes(space, args.random)[: args.genomes]
-        for mode in args.modes.split(","):
+        for extra, mode in ((e, m) for e in variants for m in args.modes.split(",")):
             accs, secs = [], []
+            vcfg = SearchConfig.from_mapping({**cfg.to_dict(), **extra, "quant_ranges": mode})
             for seed in (int(s) for s in args.seeds.split(",")):
-                ev = make_evaluator(cfg.replace(quant_ranges=mode, seed=seed), base, graph,
-                                    space, data, torch.device("cpu"), None)  # fmt: skip
-                ev = dataclasses.replace(ev, seed=seed)
+                ev = make_evaluator(vcfg.replace(seed=seed), base, graph, space, data,
+                                    torch.device("cpu"), None)  # fmt: skip
                 for g in gs:
                     e = ev(g)
                     accs.append(e.val_accuracy)
                     secs.append(e.train_seconds)
-            print(f"  {mode:<6} mean val {statistics.mean(accs):.4f} (min {min(accs):.4f}) "
-                  f"over {len(accs)} evaluations, train {statistics.mean(secs):.2f} s each  "
-                  f"[{' '.join(f'{a:.3f}' for a in accs)}]")  # fmt: skip
-
+            label = ",".join(f"{k}={v}" for k, v in extra.items()) or "config defaults"
+            print(f"  {label} {mode:<6} mean val {statistics.mean(accs):.4f} "
+                  f"(min {min(accs):.4f}) over {len(accs)} evaluations, train "
+                  f"{statistics.mean(secs):.2f} s each  [{' '.join(f'{a:.3f}' for a in accs)}]",
+                  flush=True)  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ TINY = [
 ]  # fmt: skip
 RESULT_FIELDS = {
     "mogaqnn_version", "seed", "config", "dataset", "model", "fp32", "chosen", "search", "timing",
+    "fp32_distilled", "claim", "final_diverged",
 }  # fmt: skip
 CHOSEN_FIELDS = {
     "trial", "generation", "genome_key", "epochs", "search_val_accuracy", "val_accuracy",
