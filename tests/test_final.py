@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from mogaqnn import Search
+from mogaqnn.export import export_packed, load_packed, load_run_data, load_run_model
 from mogaqnn.search._search import claim, claim_line
 from tests.test_failed import _tiny
 
@@ -30,8 +32,9 @@ def test_claim_is_judged_against_the_stronger_fp32_baseline():
     assert not claim(_final(0.99, 0.97), fp32_bits=800, size_bits=800)["met"]  # not smaller
 
 
-def test_a_distilling_search_trains_and_reports_both_fp32_baselines(tmp_path):
-    result = Search(_tiny(tmp_path / "run", distill_weight=0.5, weight_bits=(4,))).run()
+def test_a_distilling_lsq_search_reports_both_fp32_baselines_and_exports(tmp_path):
+    config = _tiny(tmp_path / "run", distill_weight=0.5, weight_bits=(4,), quant_ranges="lsq")
+    result = Search(config).run()
     stored = json.loads((tmp_path / "run" / "result.json").read_text())
     plain, distilled = stored["fp32"], stored["fp32_distilled"]
     assert distilled is not None and distilled["epochs"] == plain["epochs"]
@@ -45,3 +48,12 @@ def test_a_distilling_search_trains_and_reports_both_fp32_baselines(tmp_path):
     table = result.table()
     assert "FP32 distilled" in table
     assert ("claim met" in table) != ("claim missed" in table)
+    # the learned step sizes travel through final.pt into the packed file
+    run_model = load_run_model(tmp_path / "run")
+    assert run_model.model.get_submodule(result.chosen["layers"][0]["layer"]).range_mode == "lsq"
+    exported = export_packed(run_model, tmp_path / "m.mogaqnn")
+    x = load_run_data(run_model.run).test.x[:64]
+    with torch.no_grad():
+        expected = run_model.model(x)
+        got = load_packed(exported.path)(x)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
