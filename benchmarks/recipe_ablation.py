@@ -37,7 +37,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("today", {"_first_128": True, "quant_ranges": "fixed", "distill_weight": 0.0,
                "bn_reestimate_batches": 0}),  # fmt: skip
     ("calibration", {"_first_128": False}),  # seeded, every class
-    ("moving_ranges", {"quant_ranges": "ema"}),
+    ("following_ranges", {"quant_ranges": "lsq"}),  # the measured better of ema and lsq
     ("distillation", {"distill_weight": 0.7, "distill_temperature": 4.0}),
     ("bn_reestimation", {"bn_reestimate_batches": 8}),
     # Rows of the companion issues, once their config keys exist:

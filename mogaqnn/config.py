@@ -75,7 +75,7 @@ class SearchConfig:
     weight_decay: float = 0.0
     widen_noise: float = 0.01
     # quantized training recipe
-    quant_ranges: str = "fixed"
+    quant_ranges: str = "lsq"
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     bn_reestimate_batches: int = 0

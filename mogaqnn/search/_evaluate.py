@@ -55,7 +55,7 @@ class Evaluator:
     widen_noise: float
     device: torch.device
     log_path: Path | None = None  # one JSON line per training started: what was trained when
-    quant_ranges: str = "fixed"  # how the quantization ranges follow training (quant doc)
+    quant_ranges: str = "lsq"  # how the quantization ranges follow training (quant doc)
     bn_reestimate_batches: int = 0  # BatchNorm statistics re-estimated after quantizing
 
     def __post_init__(self) -> None:
