@@ -155,7 +155,7 @@ FIELD_HELP: dict[str, str] = {
     "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
     "once by calibration)",
     "distill_weight": "weight of distillation from the FP32 base in every QAT run and in the "
-    "final training (0: off; also trains the distilled FP32 baseline, fp32_distilled)",
+    "final training (0: off; the distilled FP32 baseline is trained either way)",
     "distill_temperature": "softmax temperature of the distillation targets",
     "bn_reestimate_batches": "training batches that re-estimate BatchNorm statistics after "
     "widening and quantizing, before QAT (0: off)",

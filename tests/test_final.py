@@ -57,3 +57,11 @@ def test_a_distilling_lsq_search_reports_both_fp32_baselines_and_exports(tmp_pat
         expected = run_model.model(x)
         got = load_packed(exported.path)(x)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+def test_a_run_that_does_not_distil_still_judges_against_the_distilled_baseline(tiny_run_dir):
+    stored = json.loads((tiny_run_dir / "result.json").read_text())
+    assert stored["config"]["distill_weight"] == 0
+    assert stored["fp32_distilled"]["distill_weight"] == 0.5
+    stronger = max(stored["fp32"]["test_accuracy"], stored["fp32_distilled"]["test_accuracy"])
+    assert stored["claim"]["reference_test_accuracy"] == stronger
