@@ -165,7 +165,11 @@ def reestimate_batchnorm(
     """Recompute every BatchNorm's running statistics from ``batches`` training batches
     (train-mode forward passes without gradients): widening and quantizing change the
     statistics the pretrained ones describe. The statistics are plain averages over the
-    batches; the layers' momentum is restored afterwards."""
+    batches; the layers' momentum is restored afterwards.
+
+    Off by default (bn_reestimate_batches 0), by val accuracy: ResNet-20 on MNIST-5k at the
+    search budget, learned step sizes, 3 genomes (benchmarks/quant_ranges.py --model
+    resnet20 --pretrain-epochs 2 --genomes 3), 0 batches 88.67 %, 8 batches 87.42 %."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms or batches <= 0:
         return
