@@ -11,6 +11,7 @@ from mogaqnn.quant import (
     fake_quant_per_channel,
     fake_quant_per_tensor,
     int_range,
+    lsq_per_tensor,
     quantize_model,
     set_range_mode,
     weight_scale_for,
@@ -156,3 +157,22 @@ def test_learned_step_sizes_train_and_round_trip_through_a_state_dict():
     model.eval(), clone.eval()
     assert clone[0].range_mode == "lsq"
     assert torch.equal(clone(x), model(x))
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_learned_activation_step_has_the_gradients_of_torchs_learnable_op(signed):
+    torch.manual_seed(1)
+    x = (2 * torch.randn(4096)).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    s, s_ref = torch.tensor([0.3], requires_grad=True), torch.tensor([0.3], requires_grad=True)
+    g = torch.randn(4096)
+    qmin, qmax = int_range(4, signed)
+    (lsq_per_tensor(x, s, 4, signed) * g).sum().backward()
+    factor = 1.0 / (1 * qmax) ** 0.5  # one feature per sample
+    ref = torch._fake_quantize_learnable_per_tensor_affine(
+        x_ref, s_ref, torch.zeros(1), qmin, qmax, factor
+    )
+    (ref * g).sum().backward()
+    assert torch.equal(lsq_per_tensor(x, s, 4, signed), ref)
+    assert torch.equal(x.grad, x_ref.grad)
+    torch.testing.assert_close(s.grad, s_ref.grad, rtol=1e-4, atol=1e-4)
