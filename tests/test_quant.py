@@ -150,6 +150,8 @@ def test_learned_step_sizes_train_and_round_trip_through_a_state_dict():
     }  # fmt: skip
     assert not torch.equal(model[0].learned_weight_scale, start[0].learned_weight_scale)
     assert not torch.equal(model[2].act_scale, start[2].act_scale)
+    # the network's input has a fixed distribution: its calibrated scale stays
+    assert torch.equal(model[0].act_scale, start[0].act_scale)
     clone = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
     quantize_model(clone, {"0": (4, 4), "2": (3, 4)})  # built as before calibration
     clone.load_state_dict(model.state_dict())

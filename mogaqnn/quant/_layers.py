@@ -181,9 +181,11 @@ class QuantLayer:
                 _, qmax = int_range(self.act_bits, self.act_signed)
                 batch = _abs_percentile(x, _EMA_SAMPLE) / qmax
                 self.act_scale.lerp_(batch.reshape(1).to(self.act_scale.dtype), EMA_MOMENTUM)
-        if self.range_mode == "lsq":
+        if self.range_mode == "lsq" and x.requires_grad:
             return lsq_per_tensor(x, self.act_scale, self.act_bits, self.act_signed)
-        return fake_quant_per_tensor(x, self.act_scale, self.act_bits, self.act_signed)
+        # The network's input (no gradient) keeps its calibrated scale: learning it would
+        # make the first layer compute an input gradient for nothing but that scale.
+        return fake_quant_per_tensor(x, self.act_scale.detach(), self.act_bits, self.act_signed)
 
     @torch.no_grad()
     def _take_float(self, layer: nn.Module, weight_bits: int, act_bits: int):
