@@ -5,7 +5,8 @@ estimator (STE): the gradient passes unchanged inside the clipping range and is 
 outside. The learned-step-size (LSQ) weights use torch's learnable-scale kernel, which is
 private (``torch._fake_quantize_learnable_per_channel_affine``): this module is its only
 caller, so a change in torch is mended here. LSQ activations use a small autograd function
-around the fused op: the same gradients as torch's learnable kernel, faster (see it).
+around torch's (private) fused op with its in-range mask: the same gradients as torch's
+learnable kernel, faster (see it).
 """
 
 from __future__ import annotations
@@ -104,28 +105,32 @@ def lsq_per_tensor(x: torch.Tensor, scale: torch.Tensor, bits: int, signed: bool
 
 class _LearnedStepPerTensor(torch.autograd.Function):
     """The gradients of ``torch._fake_quantize_learnable_per_tensor_affine`` (zero point 0)
-    around the fused non-learnable forward op. Activations are the large tensors, and on the
-    CPU torch's learnable kernel made a 128x16x32x32 forward and backward cost 73 ms against
-    55 ms here (1 thread), which kept the QAT step of ResNet-20 above its 1.35x goal.
+    around torch's fused forward op that also returns the in-range mask. Activations are the
+    large tensors; torch's learnable kernel costs several passes over them per step, this
+    one three (the mask product and two dot products): ResNet-20's QAT step 1.52x the FP32
+    step with the learnable kernel, 1.xx here (benchmarks/qat_overhead.py).
 
     d out / d x = 1 where round(x / s) lies in [qmin, qmax], else 0 (STE);
-    d out / d s = round(x / s) - x / s inside, the clamped code outside; times grad_factor.
+    d out / d s = round(x / s) - x / s inside, the clamped code outside; times grad_factor,
+    i.e. (sum(grad * out) - sum(grad * x * inside)) / s * grad_factor.
     """
 
     @staticmethod
     def forward(ctx, x, scale, qmin: int, qmax: int, grad_factor: float):  # type: ignore[override]
         zero_point = torch.zeros(1, dtype=torch.int32, device=x.device)
-        y = torch.fake_quantize_per_tensor_affine(x, scale.detach(), zero_point, qmin, qmax)
-        ctx.save_for_backward(x, y, scale)
-        ctx.bounds = (qmin, qmax, grad_factor)
+        enabled = torch.ones(1, dtype=torch.long, device=x.device)
+        y, inside = torch._fake_quantize_per_tensor_affine_cachemask_tensor_qparams(
+            x, scale.detach(), zero_point, enabled, qmin, qmax
+        )
+        ctx.save_for_backward(x, y, inside, scale)
+        ctx.grad_factor = grad_factor
         return y
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, y, scale = ctx.saved_tensors
-        qmin, qmax, grad_factor = ctx.bounds
-        inside = (x >= (qmin - 0.5) * scale) & (x < (qmax + 0.5) * scale)
+        x, y, inside, scale = ctx.saved_tensors
         grad_x = grad * inside
-        # y / s is the clamped code: inside, round(x/s) - x/s = (y - x) / s; outside, y / s
-        grad_scale = (grad * (y - x * inside)).sum() / scale * grad_factor
+        g = grad.reshape(-1)
+        dot = torch.dot(g, y.reshape(-1)) - torch.dot(grad_x.reshape(-1), x.reshape(-1))
+        grad_scale = dot / scale * ctx.grad_factor
         return grad_x, grad_scale.reshape(scale.shape), None, None, None
