@@ -108,7 +108,7 @@ class _LearnedStepPerTensor(torch.autograd.Function):
     around torch's fused forward op that also returns the in-range mask. Activations are the
     large tensors; torch's learnable kernel costs several passes over them per step, this
     one three (the mask product and two dot products): ResNet-20's QAT step 1.52x the FP32
-    step with the learnable kernel, 1.xx here (benchmarks/qat_overhead.py).
+    step with the learnable kernel, 1.40 here (benchmarks/qat_overhead.py, shared machine).
 
     d out / d x = 1 where round(x / s) lies in [qmin, qmax], else 0 (STE);
     d out / d s = round(x / s) - x / s inside, the clamped code outside; times grad_factor,
