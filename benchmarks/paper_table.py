@@ -166,7 +166,7 @@ def fp32_baseline(run_dir: Path, device: str) -> dict[str, Any]:
     model = run.base
     if cfg.final_epochs > 0:
         train_model(model, data.train, settings, seed=cfg.seed, device=device)
-    bits = fp32_size_bits(model)
+    bits = fp32_size_bits(model, run.graph.bn_fold)
     return {"epochs": cfg.pretrain_epochs + cfg.final_epochs,
             "val_accuracy": evaluate_accuracy(model, data.val, device=device),
             "test_accuracy": evaluate_accuracy(model, data.test, device=device),
@@ -185,7 +185,7 @@ def uniform_qat(run_dir: Path, device: str) -> dict[str, Any]:
     settings = TrainSettings(epochs=cfg.final_epochs, lr=cfg.qat_lr, batch_size=cfg.batch_size,
                              optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
                              augmentation=aug)  # fmt: skip
-    fp32_bits = fp32_size_bits(run.base)
+    fp32_bits = fp32_size_bits(run.base, run.graph.bn_fold)
     out: dict[str, Any] = {}
     for bits in UNIFORM_BITS:
         model = evaluator.build(run.space.uniform(bits, bits, 1.0))

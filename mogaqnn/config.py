@@ -29,7 +29,9 @@ SAMPLERS = ("nsga2", "random")
 OBJECTIVE_SETS = (("error", "size"), ("error", "size", "bops"))
 FINAL_INITS = ("scratch", "widen")
 FITNESSES = ("widen", "scratch", "supernet")
+RANGE_MODES = ("ema", "lsq", "fixed")  # mogaqnn.quant.RANGE_MODES; config imports no torch
 MIN_BITS, MAX_BITS = 1, 16
+MIN_ACT_BITS = 2  # activations: 1 bit has no signed code but zero (int_range(1, True))
 
 # Keys that may change between two invocations of the same run (they say how to run it,
 # not what it computes): resuming with another device or worker count is the same run.
@@ -78,6 +80,11 @@ class SearchConfig:
     # width: how the final model and the fitness reach an individual's width
     final_init: str = "scratch"
     fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
+    # quantized training recipe
+    quant_ranges: str = "lsq"
+    distill_weight: float = 0.0
+    distill_temperature: float = 4.0
+    bn_reestimate_batches: int = 0
     # final choice
     select: str = "match-fp32"
     max_size_kib: float | None = None
@@ -155,6 +162,14 @@ FIELD_HELP: dict[str, str] = {
     "individual and the FP32 baseline (same recipe for both)",
     "weight_decay": "weight decay of conv and linear weights",
     "widen_noise": "relative noise on copied channels, to break their symmetry",
+    "quant_ranges": "how quantization ranges follow training: ema (moving-average activation "
+    "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
+    "once by calibration)",
+    "distill_weight": "weight of distillation from the FP32 base in every QAT run and in the "
+    "final training (0: off; the distilled FP32 baseline is trained either way)",
+    "distill_temperature": "softmax temperature of the distillation targets",
+    "bn_reestimate_batches": "training batches that re-estimate BatchNorm statistics after "
+    "widening and quantizing, before QAT (0: off)",
     "final_init": "scratch: the chosen architecture is trained from a fresh initialisation "
     "at its width (pretraining as the base, then the final QAT); widen: the base widened "
     "by copying channels, then the final QAT",
@@ -244,15 +259,16 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(c: SearchConfig) -> None:
-    for name in ("weight_bits", "act_bits"):
+    for name, low in (("weight_bits", MIN_BITS), ("act_bits", MIN_ACT_BITS)):
         choices = getattr(c, name)
         if not choices:
             raise ConfigError(f"{name} is an empty set; give at least one bit width, e.g. 4,8")
-        bad = [b for b in choices if not MIN_BITS <= b <= MAX_BITS]
+        bad = [b for b in choices if not low <= b <= MAX_BITS]
         if bad:
+            why = " (a signed 1-bit activation code has no level but zero)" if low > 1 else ""
             raise ConfigError(
-                f"{name} holds {bad[0]}, outside {MIN_BITS}..{MAX_BITS}; bit widths must lie "
-                f"in {MIN_BITS}..{MAX_BITS}"
+                f"{name} holds {bad[0]}, outside {low}..{MAX_BITS}; bit widths must lie "
+                f"in {low}..{MAX_BITS}{why}"
             )
     if not c.expansion_ratios:
         raise ConfigError("expansion_ratios is an empty set; give at least one ratio, e.g. 1.0")
@@ -311,6 +327,18 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError(f"threads is {c.threads}; give at least 1, or 0 for the default")
     if not c.study.strip():
         raise ConfigError("study is empty; give a study name, e.g. mogaqnn")
+    if c.quant_ranges not in RANGE_MODES:
+        raise ConfigError(
+            f"quant_ranges is {c.quant_ranges!r}; choose one of {', '.join(RANGE_MODES)}"
+        )
+    if not 0.0 <= c.distill_weight <= 1.0:
+        raise ConfigError(f"distill_weight is {c.distill_weight}; it must lie in [0, 1]")
+    if c.distill_temperature <= 0:
+        raise ConfigError(f"distill_temperature is {c.distill_temperature}; it must be positive")
+    if c.bn_reestimate_batches < 0:
+        raise ConfigError(
+            f"bn_reestimate_batches is {c.bn_reestimate_batches}; it must not be negative"
+        )
     if c.augment_crop < 0:
         raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")
     if c.objectives not in OBJECTIVE_SETS:

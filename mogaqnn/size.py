@@ -3,11 +3,14 @@
 size_bits = Σ over quantized layers (weight count × weight bits)
           + per-output-channel scales at 32 bits
           + biases and folded BatchNorm parameters at 32 bits
+          + one 32-bit activation scale and its 1-bit signedness per quantized layer
           + any layer left in float at 32 bits per parameter.
 
 A BatchNorm that directly follows a quantized layer folds into that layer's per-channel
 scale and bias, so it adds one 32-bit bias per channel (none when the layer already has a
-bias, which absorbs it). The FP32 reference is every parameter at 32 bits.
+bias, which absorbs it). The FP32 reference is every parameter at 32 bits with BatchNorm
+folded the same way, as a deployed float model stores it: a BatchNorm after a conv or
+linear layer becomes that layer's bias (a new one when it had none).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from torch import nn
 from .quant import QuantLayer
 
 __all__ = [
-    "SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS", "layer_macs", "bit_operations",
+    "SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS", "ACT_SCALE_BITS", "layer_macs",
+    "bit_operations",
 ]
 
 KIB_BITS = 8 * 1024
 FLOAT_BITS = 32
+ACT_SCALE_BITS = FLOAT_BITS + 1  # one float32 scale and one signedness bit
 
 
 @dataclass(frozen=True)
@@ -34,19 +39,31 @@ class SizeBreakdown:
     scale_bits: int  # one 32-bit scale per output channel of each quantized layer
     bias_bits: int  # biases and folded BatchNorm, 32 bits per output channel
     float_bits: int  # everything left in float, 32 bits per parameter
+    act_scale_bits: int = 0  # per quantized layer: its input's 32-bit scale and 1-bit sign
 
     @property
     def total_bits(self) -> int:
-        return self.weight_bits + self.scale_bits + self.bias_bits + self.float_bits
+        return (self.weight_bits + self.scale_bits + self.bias_bits + self.float_bits
+                + self.act_scale_bits)  # fmt: skip
 
     @property
     def kib(self) -> float:
         return self.total_bits / KIB_BITS
 
 
-def fp32_size_bits(model: nn.Module) -> int:
-    """The 32-bit float reference: every parameter at 32 bits."""
-    return FLOAT_BITS * sum(p.numel() for p in model.parameters())
+def fp32_size_bits(model: nn.Module, bn_fold: Mapping[str, str] | None = None) -> int:
+    """The 32-bit float reference: every parameter at 32 bits, each BatchNorm of ``bn_fold``
+    (BatchNorm name -> the conv or linear layer it follows) folded into that layer's
+    weights and bias, as a deployed float model stores it."""
+    modules = dict(model.named_modules())
+    dropped = 0
+    for bn, layer in (bn_fold or {}).items():
+        if bn not in modules or layer not in modules:
+            continue
+        dropped += sum(p.numel() for p in modules[bn].parameters(recurse=False))
+        if getattr(modules[layer], "bias", None) is None:
+            dropped -= modules[layer].weight.shape[0]  # the fold adds a bias
+    return FLOAT_BITS * (sum(p.numel() for p in model.parameters()) - dropped)
 
 
 def model_size(model: nn.Module, bn_fold: Mapping[str, str] | None = None) -> SizeBreakdown:
@@ -74,7 +91,7 @@ def model_size(model: nn.Module, bn_fold: Mapping[str, str] | None = None) -> Si
     for bn in folded_into:
         counted.update(id(p) for p in modules[bn].parameters(recurse=False))
     float_bits = FLOAT_BITS * sum(p.numel() for p in model.parameters() if id(p) not in counted)
-    return SizeBreakdown(weight, scale, bias, float_bits)
+    return SizeBreakdown(weight, scale, bias, float_bits, ACT_SCALE_BITS * len(quantized))
 
 
 # -- bit operations: the cost of inference ------------------------------------------------------

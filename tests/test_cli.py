@@ -21,6 +21,7 @@ TINY = [
 ]  # fmt: skip
 RESULT_FIELDS = {
     "mogaqnn_version", "seed", "config", "dataset", "model", "fp32", "chosen", "search", "timing",
+    "fp32_distilled", "claim", "final_diverged",
 }  # fmt: skip
 CHOSEN_FIELDS = {
     "trial", "generation", "genome_key", "epochs", "search_val_accuracy", "val_accuracy",
@@ -113,7 +114,8 @@ def test_random_sampler_evaluates_the_same_budget(tmp_path):
         (["--model", "nosuchnet"], "unknown model 'nosuchnet'"),
         (["--dataset", "nosuchdata"], "unknown dataset 'nosuchdata'"),
         (["--weight-bits", "2,17"], "weight_bits holds 17, outside 1..16"),
-        (["--act-bits", "0"], "act_bits holds 0, outside 1..16"),
+        (["--act-bits", "0"], "act_bits holds 0, outside 2..16"),
+        (["--act-bits", "1,4"], "act_bits holds 1, outside 2..16"),
         (["--weight-bits", ""], "weight_bits is an empty set"),
         (["--expansion-ratios", ","], "expansion_ratios is an empty set"),
         (["--population", "3"], "population is 3; it must be at least 4"),

@@ -66,6 +66,9 @@ def test_packed_file_size_is_the_size_formula(chosen, tmp_path):
     codes = {t.name: t for t in info.tensors if t.kind == "codes"}
     for layer in result["chosen"]["layers"]:
         assert codes[f"{layer['layer']}.codes"].bits == layer["weight_bits"]
+        # the input's scale (float32) and signedness (one bit) are payload, counted by size
+        assert codes[f"{layer['layer']}.act_signed"].bits == 1
+        assert f"{layer['layer']}.act_scale" in {t.name for t in info.tensors}
     meta = info.meta
     assert meta["model"] == "lenet5" and meta["num_classes"] == 10
     assert meta["genome"]["weight_bits"] == [la["weight_bits"] for la in result["chosen"]["layers"]]

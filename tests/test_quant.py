@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from mogaqnn.errors import ModelError
 from mogaqnn.quant import (
     QuantConv2d,
     QuantLinear,
@@ -10,7 +11,9 @@ from mogaqnn.quant import (
     fake_quant_per_channel,
     fake_quant_per_tensor,
     int_range,
+    lsq_per_tensor,
     quantize_model,
+    set_range_mode,
     weight_scale_for,
 )
 
@@ -88,3 +91,90 @@ def test_quantized_state_dict_round_trips_calibration():
     x = torch.randn(5, 4)
     assert clone[0].act_signed
     assert torch.equal(clone(x), model(x))
+
+
+def test_one_bit_activation_on_a_signed_input_is_refused_in_one_sentence():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    quantize_model(model, {"0": (4, 1), "2": (4, 1)})
+    with pytest.raises(ModelError, match="cannot quantize a signed input"):
+        calibrate(model, torch.randn(8, 4))
+    # after a ReLU the input is unsigned: one bit has the two codes 0 and 1
+    unsigned = nn.Sequential(nn.ReLU(), nn.Linear(4, 3))
+    quantize_model(unsigned, {"1": (4, 1)})
+    assert torch.isfinite(unsigned(torch.randn(8, 4))).all()
+
+
+def _trained(mode: str, steps: int = 20, gain: float = 1.0):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    quantize_model(model, {"0": (4, 4), "2": (3, 4)})
+    calibrate(model, torch.randn(64, 16))
+    set_range_mode(model, mode)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        x = gain * torch.randn(64, 16)
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def test_moving_average_activation_ranges_follow_the_inputs():
+    fixed, ema = _trained("fixed", gain=10.0), _trained("ema", gain=10.0)
+    start = _trained("fixed", steps=0)[0].act_scale.item()
+    assert fixed[0].act_scale.item() == pytest.approx(start)
+    assert ema[0].act_scale.item() > 5 * start  # inputs ten times larger: the range follows
+    ema.eval()
+    before = ema[0].act_scale.clone()
+    ema(torch.randn(8, 16))  # evaluation does not move the range
+    assert torch.equal(ema[0].act_scale, before)
+
+
+def test_moving_average_weight_scale_is_rechosen_from_the_current_weights():
+    model = _trained("ema", steps=0)
+    layer = model[0]
+    with torch.no_grad():
+        layer.weight.mul_(3.0)
+    layer.train()
+    layer.quantized_weight()
+    torch.testing.assert_close(layer.weight_clip, best_clip_ratio(layer.weight, 4))
+    torch.testing.assert_close(layer.weight_scale(), _scale(layer.weight, 4))
+
+
+def test_learned_step_sizes_train_and_round_trip_through_a_state_dict():
+    start = _trained("lsq", steps=0)
+    model = _trained("lsq")
+    assert {n for n, _ in model.named_parameters()} >= {
+        "0.act_scale", "0.learned_weight_scale", "2.act_scale", "2.learned_weight_scale"
+    }  # fmt: skip
+    assert not torch.equal(model[0].learned_weight_scale, start[0].learned_weight_scale)
+    assert not torch.equal(model[2].act_scale, start[2].act_scale)
+    # the network's input has a fixed distribution: its calibrated scale stays
+    assert torch.equal(model[0].act_scale, start[0].act_scale)
+    clone = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    quantize_model(clone, {"0": (4, 4), "2": (3, 4)})  # built as before calibration
+    clone.load_state_dict(model.state_dict())
+    x = torch.randn(5, 16)
+    model.eval(), clone.eval()
+    assert clone[0].range_mode == "lsq"
+    assert torch.equal(clone(x), model(x))
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_learned_activation_step_has_the_gradients_of_torchs_learnable_op(signed):
+    torch.manual_seed(1)
+    x = (2 * torch.randn(4096)).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    s, s_ref = torch.tensor([0.3], requires_grad=True), torch.tensor([0.3], requires_grad=True)
+    g = torch.randn(4096)
+    qmin, qmax = int_range(4, signed)
+    (lsq_per_tensor(x, s, 4, signed) * g).sum().backward()
+    factor = 1.0 / (1 * qmax) ** 0.5  # one feature per sample
+    ref = torch._fake_quantize_learnable_per_tensor_affine(
+        x_ref, s_ref, torch.zeros(1), qmin, qmax, factor
+    )
+    (ref * g).sum().backward()
+    assert torch.equal(lsq_per_tensor(x, s, 4, signed), ref)
+    assert torch.equal(x.grad, x_ref.grad)
+    torch.testing.assert_close(s.grad, s_ref.grad, rtol=1e-4, atol=1e-4)

@@ -29,10 +29,12 @@ def test_size_of_a_known_model_and_genome_matches_hand_computation():
     genome = Genome(weight_bits=(2, 4), act_bits=(8, 8), ratios=(1.5,))
     q = build_individual(model, graph, space, genome)
     # conv widened 4 -> 6 channels: 6*9 weights at 2 bits, 6 scales, 6 folded-BN biases;
-    # fc reads 6 inputs: 3*6 weights at 4 bits, 3 scales, 3 biases.
-    expected = (54 * 2 + 6 * 32 + 6 * 32) + (18 * 4 + 3 * 32 + 3 * 32)
+    # fc reads 6 inputs: 3*6 weights at 4 bits, 3 scales, 3 biases; each layer's input
+    # activation has one 32-bit scale and one signedness bit.
+    expected = (54 * 2 + 6 * 32 + 6 * 32) + (18 * 4 + 3 * 32 + 3 * 32) + 2 * 33
     size = model_size(q, graph.bn_fold)
     assert size.total_bits == expected
+    assert size.act_scale_bits == 2 * 33
     assert size.weight_bits == 54 * 2 + 18 * 4
     assert size.float_bits == 0
 
@@ -45,10 +47,20 @@ def test_unfolded_batchnorm_and_float_layers_count_32_bits_per_parameter():
                          Genome((4,), (8,), ()))  # fmt: skip
     size = model_size(q, no_groups.bn_fold)
     assert size.float_bits == 32 * (36 + 8)  # the float conv and the BatchNorm
-    assert size.total_bits == 32 * (36 + 8) + 12 * 4 + 3 * 32 + 3 * 32
+    assert size.total_bits == 32 * (36 + 8) + 12 * 4 + 3 * 32 + 3 * 32 + 33
 
 
 def test_fp32_reference_is_every_parameter_at_32_bits():
     model = Small()
     assert fp32_size_bits(model) == 32 * (36 + 8 + 12 + 3)
     assert model_size(model).total_bits == fp32_size_bits(model)
+
+
+def test_fp32_reference_folds_batchnorm_as_a_deployed_float_model():
+    import torch
+
+    model = Small()
+    graph = analyze_model(model, torch.randn(2, 1, 6, 6))
+    assert graph.bn_fold == {"bn": "conv"}
+    # the BatchNorm's 8 parameters become the bias-free conv's 4 biases
+    assert fp32_size_bits(model, graph.bn_fold) == 32 * (36 + 4 + 12 + 3)

@@ -60,7 +60,6 @@ class FoldedLayer:
         return {
             "name": self.name, "kind": self.kind, "weight_shape": list(self.codes.shape),
             "weight_bits": self.weight_bits, "act_bits": self.act_bits,
-            "act_signed": self.act_signed, "act_scale": self.act_scale,
             "groups": self.groups, "bias": self.bias is not None, "folded_bn": self.folded_bn,
         }  # fmt: skip
 

@@ -2,12 +2,14 @@
 
 What the file holds (see :mod:`._container` for the byte layout), per quantized layer:
 ``NAME.codes`` (the integer codes at the layer's weight bits; 1-bit weights as one bit,
-1 for +1 and 0 for -1), ``NAME.scale`` (float32 per output channel, BatchNorm folded in)
-and ``NAME.bias`` (float32, when the layer has a bias or a folded BatchNorm); then every
+1 for +1 and 0 for -1), ``NAME.scale`` (float32 per output channel, BatchNorm folded in),
+``NAME.bias`` (float32, when the layer has a bias or a folded BatchNorm),
+``NAME.act_scale`` (float32, the input's scale) and ``NAME.act_signed`` (one bit, 1 for
+signed input codes); then every
 parameter left in float, as float32 under its own name (a BatchNorm that does not fold is
 stored as its eval-mode affine map, two values per channel). The JSON header holds the
-architecture (model name, input shape, classes, genome, per-layer bits, widths, groups,
-activation scales and signedness) and the model size that :func:`mogaqnn.size.model_size`
+architecture (model name, input shape, classes, genome, per-layer bits, widths, groups)
+and the model size that :func:`mogaqnn.size.model_size`
 gives; the payload is exactly that many bits, each tensor padded to a whole byte.
 
 Float buffers of the model outside quantized layers and BatchNorms (rare: most CNNs have
@@ -72,6 +74,11 @@ def _tensors(folded: FoldedModel) -> list[PackedTensor]:
         out += [codes, PackedTensor.from_float32(f"{layer.name}.scale", layer.scale)]
         if layer.bias is not None:
             out.append(PackedTensor.from_float32(f"{layer.name}.bias", layer.bias))
+        out += [
+            PackedTensor.from_float32(f"{layer.name}.act_scale", np.float32([layer.act_scale])),
+            PackedTensor.from_codes(f"{layer.name}.act_signed", np.array([layer.act_signed]),
+                                    1, False),
+        ]  # fmt: skip
     out += [PackedTensor.from_float32(n, v) for n, v in folded.floats.items()]
     out += [PackedTensor.from_float32(BUFFER_PREFIX + n, v) for n, v in folded.buffers.items()]
     return out
@@ -96,7 +103,8 @@ def write_packed(
         "mogaqnn_version": __version__,
         "size_bits": size.total_bits,
         "size_breakdown_bits": {"weights": size.weight_bits, "scales": size.scale_bits,
-                                "biases": size.bias_bits, "float": size.float_bits},
+                                "biases": size.bias_bits, "float": size.float_bits,
+                                "activation_scales": size.act_scale_bits},
         "layers": [layer.header() for layer in folded.layers],
         "folded_bn": folded.folded_bn,
         "affine_bn": folded.affine_bn,
@@ -148,7 +156,8 @@ def _folded_from_file(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Fo
             name=name, kind=h["kind"], codes=codes.astype(np.int32),
             weight_bits=int(h["weight_bits"]), scale=arrays[f"{name}.scale"],
             bias=arrays[f"{name}.bias"] if h["bias"] else None, act_bits=int(h["act_bits"]),
-            act_signed=bool(h["act_signed"]), act_scale=float(h["act_scale"]),
+            act_signed=bool(arrays[f"{name}.act_signed"][0]),
+            act_scale=float(arrays[f"{name}.act_scale"][0]),
             groups=int(h["groups"]), folded_bn=h["folded_bn"],
         ))  # fmt: skip
     floats = {n: arrays[n] for n in meta["float_params"]}

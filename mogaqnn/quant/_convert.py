@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import ModelError
 from ._layers import QuantConv2d, QuantLayer, QuantLinear
 
-__all__ = ["LayerBits", "quantize_model", "quantizable_layers", "calibrate"]
+__all__ = ["LayerBits", "quantize_model", "quantizable_layers", "calibrate", "set_range_mode"]
 
 LayerBits = Mapping[str, tuple[int, int]]
 """Layer name -> (weight bits, input activation bits)."""
@@ -57,3 +57,12 @@ def calibrate(model: nn.Module, x: torch.Tensor) -> None:
             m.act_calibrated.fill_(False)
     model(x)
     model.train(was_training)
+
+
+def set_range_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Let every quantized layer's ranges follow training by ``mode`` (``fixed``, ``ema``
+    or ``lsq``; see :mod:`._layers`), starting from the calibrated ones; return model."""
+    for m in model.modules():
+        if isinstance(m, QuantLayer):
+            m.set_range_mode(mode)
+    return model

@@ -69,6 +69,7 @@ def train_settings(
     return TrainSettings(
         epochs=epochs, lr=lr, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
         weight_decay=cfg.weight_decay, augmentation=augmentation,
+        distill_weight=cfg.distill_weight, distill_temperature=cfg.distill_temperature,
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -9,17 +10,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..data import LabelledImages
 from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
-from ..quant import calibrate, quantize_model
+from ..quant import calibrate, quantize_model, set_range_mode
 from ..size import model_size
-from ..train import TrainSettings, evaluate_accuracy, train_model
+from ..train import (
+    Teacher,
+    TrainSettings,
+    evaluate_accuracy,
+    reestimate_batchnorm,
+    train_model,
+)
 
-__all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES"]
+__all__ = ["Evaluation", "Evaluator", "CALIBRATION_SAMPLES", "calibration_indices"]
 
 CALIBRATION_SAMPLES = 128
 
@@ -48,9 +56,22 @@ class Evaluator:
     widen_noise: float
     device: torch.device
     log_path: Path | None = None  # one JSON line per training started: what was trained when
+    quant_ranges: str = "lsq"  # how the quantization ranges follow training (quant doc)
+    bn_reestimate_batches: int = 0  # BatchNorm statistics re-estimated after quantizing
     # The float network at the genome's width that the fitness starts from
     # (search/_fitness_start.py); None: the base widened by copying channels.
     start: Callable[[Genome], nn.Module] | None = None
+
+    def __post_init__(self) -> None:
+        self._teacher: Teacher | None = None
+
+    @property
+    def teacher(self) -> Teacher:
+        """The FP32 base as distillation teacher, on this evaluator's device; its logits on
+        the training subset are computed by the first evaluation and kept."""
+        if self._teacher is None:
+            self._teacher = Teacher(copy.deepcopy(self.base).to(self.device))
+        return self._teacher
 
     def build(self, genome: Genome, float_model: nn.Module | None = None) -> nn.Module:
         """The quantized, calibrated network of ``genome`` (not yet fine-tuned), made from
@@ -64,8 +85,21 @@ class Evaluator:
                 self.base, self.graph, self.space, genome,
                 noise_std=self.widen_noise, seed=genome.seed(self.seed),
             ).to(self.device)  # fmt: skip
-        calibrate(model, self.train_data.x[:CALIBRATION_SAMPLES].to(self.device))
+        calibrate(model, self.calibration_images().to(self.device))
+        set_range_mode(model, self.quant_ranges)
+        if self.bn_reestimate_batches:
+            reestimate_batchnorm(
+                model, self.train_data, self.bn_reestimate_batches, self.settings.batch_size,
+                seed=self.seed, device=self.device,
+            )  # fmt: skip
         return model
+
+    def calibration_images(self) -> torch.Tensor:
+        """The seeded sample of training images that sets the activation ranges: classes
+        in turn, so every class is in it (the splits keep the source order, which on
+        MNIST-5k is by class: the first 128 images are all zeros)."""
+        idx = calibration_indices(self.train_data.y.numpy(), CALIBRATION_SAMPLES, self.seed)
+        return self.train_data.x[torch.from_numpy(idx)]
 
     def __call__(self, genome: Genome) -> Evaluation:
         t0 = time.perf_counter()
@@ -73,7 +107,7 @@ class Evaluator:
         model = self.build(genome)
         t1 = time.perf_counter()
         train_model(model, self.train_data, self.settings, seed=genome.seed(self.seed),
-                    device=self.device)  # fmt: skip
+                    device=self.device, teacher=self.teacher)  # fmt: skip
         t2 = time.perf_counter()
         acc = evaluate_accuracy(model, self.val_data, device=self.device)
         size = model_size(model, self.graph.bn_fold).total_bits
@@ -87,3 +121,13 @@ class Evaluator:
                            "threads": torch.get_num_threads()})  # fmt: skip
         with open(self.log_path, "a", encoding="utf-8") as f:  # O_APPEND: one line, atomic
             f.write(line + "\n")
+
+
+def calibration_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` indices drawn class by class in turn, each class shuffled by ``seed``: every
+    class is covered whenever ``n`` is at least the number of classes."""
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    order = [idx[i] for i in range(max(map(len, per_class), default=0)) for idx in per_class
+             if i < len(idx)]  # fmt: skip
+    return np.sort(np.asarray(order[:n], dtype=np.int64))

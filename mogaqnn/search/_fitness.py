@@ -54,6 +54,8 @@ def make_evaluator(
         widen_noise=cfg.widen_noise,
         device=device,
         log_path=log_path,
+        quant_ranges=cfg.quant_ranges,
+        bn_reestimate_batches=cfg.bn_reestimate_batches,
         start=start,
     )
 

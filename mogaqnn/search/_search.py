@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -20,7 +21,7 @@ from torch import nn
 from .._version import __version__
 from ..config import SearchConfig
 from ..data import Augmentation, DatasetSplits
-from ..errors import RunDirError
+from ..errors import MogaqnnError, RunDirError
 from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace
 from ..models._factory import resolve_model
@@ -39,7 +40,7 @@ from ..run import (
     train_settings,
 )
 from ..size import KIB_BITS, bit_operations, fp32_size_bits, layer_macs, model_size
-from ..train import evaluate_accuracy, train_model
+from ..train import Teacher, TrainingDiverged, evaluate_accuracy, train_model
 from ._claims import open_claims
 from ._evaluate import Evaluator
 from ._fitness import bops_counter, make_evaluator
@@ -62,6 +63,10 @@ from ._width import final_start
 from ._workers import run_workers, sha256_file, worker_specs
 
 __all__ = ["Search", "SearchResult"]
+
+# Distillation weight of the distilled FP32 baseline when the run itself does not distil
+# (distill_weight 0): the claim is judged against the stronger FP32 baseline either way.
+BASELINE_DISTILL_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -168,14 +173,16 @@ class Search:
             last_population, completed(study), cfg.select, cfg.max_size_kib, fp32_reference
         )
         chosen, front = choice.trial, choice.front
-        genome = space.decode(chosen.params)
         self.log(
             f"chosen: trial {chosen.number}, val accuracy "
             f"{chosen.user_attrs['val_accuracy']:.2%}, {chosen.user_attrs['size_kib']:.2f} KiB "
             f"({cfg.select} rule: {choice.reason}); "
             f"final training of {cfg.final_epochs:g} epochs and the FP32 baseline"
         )
-        final = self._final_models(evaluator, genome, base, data, augmentation, device)
+        final = self._final_models(evaluator, chosen, front, fp32_reference, base, data,
+                                   augmentation, device)  # fmt: skip
+        chosen = final["chosen"]["trial"]  # the next of the front when the first diverged
+        genome = space.decode(chosen.params)
         final_s = time.perf_counter() - t0
 
         result = self._result_dict(
@@ -303,22 +310,62 @@ class Search:
             progress.close()
         return study, sampler
 
-    def _final_models(self, evaluator, genome, base, data, aug, device) -> dict[str, Any]:
-        """Train the chosen individual and the FP32 baseline the same way, test each once."""
+    def _final_models(
+        self, evaluator, chosen, front, fp32_reference, base, data, aug, device
+    ) -> dict[str, Any]:
+        """Train the chosen individual and the FP32 baseline the same way, test each once.
+
+        A final training that diverges is recorded and the next individual of the front,
+        in the selection rule's order, is trained instead (a resume would only repeat it).
+        """
         cfg = self.config
         settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
-        seed = cfg.seed
-        quantized = final_start(cfg, self.run_dir.root, evaluator, genome, data, aug, device,
-                                self.log)  # fmt: skip
-        fp32 = copy.deepcopy(base)
-        out: dict[str, Any] = {}
-        for name, model in (("chosen", quantized), ("fp32", fp32)):
-            if cfg.final_epochs > 0:
-                train_model(model, data.train, settings, seed=seed, device=device)
-            out[name] = {
-                "val_accuracy": evaluate_accuracy(model, data.val, device=device),
-                "test_accuracy": evaluate_accuracy(model, data.test, device=device),
-            }
+        # One teacher, the FP32 base: its logits on the training set are computed once and
+        # serve the distilled FP32 baseline and, when the run distils, the chosen individual.
+        # The distilled baseline is trained even when the run does not distil, so that the
+        # claim is always judged against the stronger of the two (DESIGN.md).
+        teacher = Teacher(copy.deepcopy(base).to(device))
+        distilled = dataclasses.replace(
+            settings, distill_weight=cfg.distill_weight or BASELINE_DISTILL_WEIGHT
+        )
+        baselines = {
+            "fp32": (dataclasses.replace(settings, distill_weight=0.0), None),
+            "fp32_distilled": (distilled, teacher),
+        }
+        out: dict[str, Any] = {"diverged": []}
+        for name, (how, by) in baselines.items():
+            try:
+                out[name] = self._train_and_test(copy.deepcopy(base), how, data, device, by)
+            except TrainingDiverged as exc:
+                raise MogaqnnError(
+                    f"the final training of the {name} baseline diverged ({exc}); lower qat_lr"
+                ) from exc
+        remaining = list(front)
+        while True:
+            genome = evaluator.space.decode(chosen.params)
+            quantized = final_start(cfg, self.run_dir.root, evaluator, genome, data, aug,
+                                    device, self.log)  # fmt: skip
+            try:
+                out["chosen"] = self._train_and_test(quantized, settings, data, device, teacher)
+                break
+            except TrainingDiverged as exc:
+                out["diverged"].append(
+                    {"trial": chosen.number, "genome_key": genome.key(), "reason": str(exc)}
+                )
+                remaining = [t for t in remaining if t.number != chosen.number]
+                if not remaining:
+                    raise MogaqnnError(
+                        f"the final training diverged for every individual of the front "
+                        f"({len(out['diverged'])}, last: {exc}); lower qat_lr"
+                    ) from exc
+                diverged = chosen.number
+                chosen = choose(remaining, remaining, cfg.select, cfg.max_size_kib,
+                                fp32_reference).trial  # fmt: skip
+                self.log(
+                    f"final training of trial {diverged} diverged ({exc}); training trial "
+                    f"{chosen.number}, the next individual of the front, instead"
+                )
+        out["chosen"]["trial"] = chosen
         out["chosen"]["size"] = model_size(quantized, evaluator.graph.bn_fold)
         out["chosen"]["parameters"] = sum(
             p.numel() for n, p in quantized.named_parameters() if not n.endswith("_scale")
@@ -330,13 +377,23 @@ class Search:
         )  # fmt: skip
         return out
 
+    def _train_and_test(self, model, settings, data, device, teacher=None) -> dict[str, Any]:
+        """The final training of one model, then its val and test accuracy (test read once)."""
+        if self.config.final_epochs > 0:
+            train_model(model, data.train, settings, seed=self.config.seed, device=device,
+                        teacher=teacher)  # fmt: skip
+        return {
+            "val_accuracy": evaluate_accuracy(model, data.val, device=device),
+            "test_accuracy": evaluate_accuracy(model, data.test, device=device),
+        }
+
     # -- outputs -----------------------------------------------------------------------
     def _result_dict(
         self, data, base, graph, space, genome: Genome, chosen, study, last_population,
         front, final, timing,
     ) -> dict[str, Any]:  # fmt: skip
         cfg = self.config
-        fp32_bits = fp32_size_bits(base)
+        fp32_bits = fp32_size_bits(base, graph.bn_fold)
         size = final["chosen"]["size"]
         base_params = sum(p.numel() for p in base.parameters())
         trials = completed(study)
@@ -367,6 +424,14 @@ class Search:
                 "test_accuracy": final["fp32"]["test_accuracy"],
                 "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
             },
+            "fp32_distilled": {
+                "epochs": cfg.pretrain_epochs + cfg.final_epochs,
+                "distill_weight": cfg.distill_weight or BASELINE_DISTILL_WEIGHT,
+                "val_accuracy": final["fp32_distilled"]["val_accuracy"],
+                "test_accuracy": final["fp32_distilled"]["test_accuracy"],
+                "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
+            },
+            "claim": claim(final, fp32_bits, size.total_bits),
             "chosen": {
                 "trial": chosen.number,
                 "generation": trial_generation(chosen),
@@ -380,6 +445,7 @@ class Search:
                 "size_breakdown_bits": {
                     "weights": size.weight_bits, "scales": size.scale_bits,
                     "biases": size.bias_bits, "float": size.float_bits,
+                    "activation_scales": size.act_scale_bits,
                 },
                 "compression_ratio": fp32_bits / size.total_bits,
                 "mean_weight_bits": genome.mean_weight_bits(),
@@ -396,6 +462,7 @@ class Search:
                 "last_population": sorted(t.number for t in last_population),
                 "front": sorted(t.number for t in front),
             },
+            "final_diverged": final["diverged"],
             "timing": timing,
         }
 
@@ -505,14 +572,53 @@ class _Printer:
                     file=sys.stderr, dynamic_ncols=True, leave=True)  # fmt: skip
 
 
+def claim(final: dict[str, Any], fp32_bits: int, size_bits: int) -> dict[str, Any]:
+    """The paper's claim, smaller AND at least as accurate on test, judged against the
+    stronger (higher test accuracy) of the plain and the distilled FP32 baseline."""
+    baselines = [n for n in ("fp32", "fp32_distilled") if final.get(n) is not None]
+    reference = max(baselines, key=lambda n: final[n]["test_accuracy"])
+    gap = final["chosen"]["test_accuracy"] - final[reference]["test_accuracy"]
+    return {
+        "reference": reference,
+        "reference_test_accuracy": final[reference]["test_accuracy"],
+        "test_accuracy_difference": gap,
+        "compression_ratio": fp32_bits / size_bits,
+        "met": size_bits < fp32_bits and gap >= 0,
+    }
+
+
+def claim_line(r: dict[str, Any]) -> str:
+    c = r.get("claim")
+    if c is None:
+        return ""
+    name = {"fp32": "FP32 baseline", "fp32_distilled": "distilled FP32 baseline"}[c["reference"]]
+    diff, ratio = c["test_accuracy_difference"], c["compression_ratio"]
+    if c["met"]:
+        return (f"claim met: {ratio:.1f}x smaller and {diff * 100:+.2f} pp test accuracy "
+                f"against the stronger {name}")  # fmt: skip
+    misses = []
+    if diff < 0:
+        misses.append(f"{-diff * 100:.2f} pp less test accuracy than the stronger {name}")
+    if ratio <= 1:
+        misses.append(f"not smaller ({ratio:.2f}x)")
+    return f"claim missed: {' and '.join(misses)} (at {ratio:.1f}x compression)"
+
+
 def format_result_table(r: dict[str, Any]) -> str:
     fp, ch = r["fp32"], r["chosen"]
     lines = [
         f"{'model':<22}{'test acc':>10}{'size KiB':>12}{'compression':>13}{'epochs':>8}",
         f"{'FP32 baseline':<22}{fp['test_accuracy']:>10.2%}{fp['size_kib']:>12.2f}"
         f"{1.0:>12.1f}x{fp['epochs']:>8g}",
+    ]
+    fd = r.get("fp32_distilled")
+    if fd is not None:
+        lines.append(f"{'FP32 distilled':<22}{fd['test_accuracy']:>10.2%}{fd['size_kib']:>12.2f}"
+                     f"{1.0:>12.1f}x{fd['epochs']:>8g}")  # fmt: skip
+    lines += [
         f"{'MOGAQNN (chosen)':<22}{ch['test_accuracy']:>10.2%}{ch['size_kib']:>12.2f}"
         f"{ch['compression_ratio']:>12.1f}x{ch['epochs']:>8g}",
+        claim_line(r),
         "",
         f"{'layer':<22}{'w bits':>8}{'a bits':>8}",
     ]
@@ -525,6 +631,9 @@ def format_result_table(r: dict[str, Any]) -> str:
                 f"{g['group']:<22}{g['ratio']:>8.2f}{g['width']:>6} -> {g['new_width']:<4}"
             )
     s = r["search"]
+    for d in r.get("final_diverged", []):
+        lines += ["", f"final training of trial {d['trial']} diverged ({d['reason']}); "
+                  f"trial {ch['trial']}, the next of the front, was trained instead"]  # fmt: skip
     lines += [
         "",
         f"search: {s['evaluations']} evaluations ({s['trained']} trained, "

@@ -1,0 +1,108 @@
+"""Accuracy budget of one individual of a finished run: where does its accuracy go?
+
+Val accuracy (never test) of the FP32 base; of the individual widened but not quantized
+(16-bit weights and activations, numerically float); with only its weights quantized; with
+only its activations quantized; with both (the individual itself). Each right after
+building (calibrated, no training), after the search's fine-tune (the run's Evaluator: its
+subset, budget, seed and recipe) and, with ``--final``, after the final training (the run's
+final recipe on the full training split, distilled from the base when the run distils).
+Then per-layer sensitivity: every layer at 8/8 bits (the individual's widths), one layer's
+weights or activations at ``--low`` bits, after the search's fine-tune; the drop says where
+low precision hurts.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/accuracy_budget.py RUN_DIR \\
+        [--individual chosen|N] [--final] [--low 2] [--no-sensitivity]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+
+import torch
+
+from mogaqnn.export._rebuild import parse_individual
+from mogaqnn.genome import Genome
+from mogaqnn.run import (
+    RunDir,
+    augmentation_for,
+    load_run,
+    load_run_data,
+    read_checkpoint,
+    train_settings,
+    trial_genome,
+)
+from mogaqnn.search import run_evaluator
+from mogaqnn.train import Teacher, evaluate_accuracy, train_model
+
+FLOAT_BITS = 16  # numerically float for these networks, through the same quantized layers
+
+
+def chosen_genome(run) -> Genome:
+    ckpt = read_checkpoint(RunDir(run.root).final_checkpoint, "the search has not finished")
+    g = ckpt["genome"]
+    return Genome(tuple(g["weight_bits"]), tuple(g["act_bits"]), tuple(g["ratios"]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--individual", default="chosen")
+    p.add_argument("--final", action="store_true", help="also after the final training")
+    p.add_argument("--low", type=int, default=2, help="bits of the sensitivity probe")
+    p.add_argument("--no-sensitivity", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    run = load_run(args.run_dir)
+    cfg = run.config
+    data = load_run_data(run)
+    evaluator = run_evaluator(run, data, device="cpu")
+    individual = parse_individual(args.individual)
+    genome = chosen_genome(run) if individual == "chosen" else trial_genome(run, individual)
+    n = len(genome.weight_bits)
+    flt = (FLOAT_BITS,) * n
+    variants = {
+        "widened, float": Genome(flt, flt, genome.ratios),
+        "weights quantized": Genome(genome.weight_bits, flt, genome.ratios),
+        "activations quantized": Genome(flt, genome.act_bits, genome.ratios),
+        "both (the individual)": genome,
+    }
+    final_settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, augmentation_for(cfg, data))
+    teacher = Teacher(copy.deepcopy(run.base)) if cfg.distill_weight > 0 else None
+    print(f"{run.root}: {cfg.model} on {cfg.dataset}, individual {args.individual}, "
+          f"genome {genome.key()}; val accuracy in % (search subset {len(evaluator.val_data)} "
+          f"images, full val {len(data.val)})")  # fmt: skip
+    print(f"FP32 base: search val {evaluate_accuracy(run.base, evaluator.val_data):.2%}, "
+          f"full val {evaluate_accuracy(run.base, data.val):.2%}")  # fmt: skip
+    head = f"{'variant':<24}{'built':>9}{'fine-tuned':>12}"
+    print(head + (f"{'final (full val)':>18}" if args.final else ""))
+    for name, g in variants.items():
+        built = evaluate_accuracy(evaluator.build(g), evaluator.val_data)
+        tuned = evaluator(g).val_accuracy
+        line = f"{name:<24}{built:>9.2%}{tuned:>12.2%}"
+        if args.final:
+            model = evaluator.build(g)
+            train_model(model, data.train, final_settings, seed=cfg.seed, teacher=teacher)
+            line += f"{evaluate_accuracy(model, data.val):>18.2%}"
+        print(line, flush=True)
+    if args.no_sensitivity:
+        return
+    eight = Genome((8,) * n, (8,) * n, genome.ratios)
+    ref = evaluator(eight).val_accuracy
+    print(f"\nsensitivity: all layers 8/8 bits fine-tuned {ref:.2%}; drop when one layer has "
+          f"{args.low}-bit weights or activations (pp)")  # fmt: skip
+    print(f"{'layer':<22}{'weights':>10}{'activations':>13}")
+    for i, layer in enumerate(run.space.layers):
+        w = list(eight.weight_bits)
+        a = list(eight.act_bits)
+        w[i] = args.low
+        a[i] = args.low
+        dw = evaluator(dataclasses.replace(eight, weight_bits=tuple(w))).val_accuracy - ref
+        da = evaluator(dataclasses.replace(eight, act_bits=tuple(a))).val_accuracy - ref
+        print(f"{layer:<22}{dw * 100:>+10.2f}{da * 100:>+13.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

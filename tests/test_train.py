@@ -1,0 +1,78 @@
+"""The training loop: distillation from a teacher and BatchNorm re-estimation."""
+
+import pytest
+import torch
+from torch import nn
+
+from mogaqnn.data import Augmentation, LabelledImages
+from mogaqnn.train import Teacher, TrainSettings, reestimate_batchnorm, train_model
+
+
+def _data(n=96):
+    g = torch.Generator().manual_seed(0)
+    return LabelledImages(
+        torch.randn(n, 1, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+    )
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+
+class Counting(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.images = inner, 0
+
+    def forward(self, x):
+        self.images += x.shape[0]
+        return self.inner(x)
+
+
+def test_teacher_logits_are_computed_once_without_augmentation():
+    data, teacher_net = _data(), Counting(_net())
+    teacher = Teacher(teacher_net)
+    s = TrainSettings(epochs=2, lr=1e-2, batch_size=32, distill_weight=0.5)
+    train_model(_net(), data, s, seed=0, teacher=teacher)
+    train_model(_net(), data, s, seed=1, teacher=teacher)  # a second run reuses them
+    assert teacher_net.images == len(data)
+
+
+def test_teacher_runs_per_step_with_augmentation():
+    data, teacher_net = _data(), Counting(_net())
+    s = TrainSettings(epochs=2, lr=1e-2, batch_size=32, distill_weight=0.5,
+                      augmentation=Augmentation(1, False))  # fmt: skip
+    train_model(_net(), data, s, seed=0, teacher=Teacher(teacher_net))
+    assert teacher_net.images == 2 * len(data)
+
+
+def test_distillation_pulls_the_student_to_the_teacher_and_weight_0_is_plain_training():
+    data, teacher_net = _data(), nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        teacher_net[1].weight.mul_(5)
+    teacher = Teacher(teacher_net)
+    plain, off, distilled = _net(), _net(), _net()
+    base = TrainSettings(epochs=20, lr=2e-2, batch_size=32)
+    train_model(plain, data, base, seed=0)
+    train_model(off, data, base, seed=0, teacher=teacher)  # distill_weight 0: untouched
+    for a, b in zip(plain.parameters(), off.parameters()):
+        assert torch.equal(a, b)
+    distil = TrainSettings(epochs=20, lr=2e-2, batch_size=32, distill_weight=1.0)
+    train_model(distilled, data, distil, seed=0, teacher=teacher)
+    with torch.no_grad():
+        t = teacher_net(data.x).argmax(1)
+        agree = [(m(data.x).argmax(1) == t).float().mean() for m in (plain, distilled)]
+    assert agree[1] > agree[0] and agree[1] > 0.9
+
+
+def test_batchnorm_statistics_are_re_estimated_from_training_batches():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2))
+    data = LabelledImages(3.0 + 2.0 * torch.randn(256, 1, 4, 4), torch.zeros(256, dtype=torch.long))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0), net[0].bias.zero_()
+    net.eval()
+    reestimate_batchnorm(net, data, batches=4, batch_size=64, seed=0)
+    assert not net.training and net[1].momentum == 0.1
+    assert net[1].running_mean == pytest.approx([3.0, 3.0], abs=0.1)
+    assert net[1].running_var == pytest.approx([4.0, 4.0], rel=0.1)
