@@ -54,7 +54,9 @@ def test_diverging_individuals_fail_and_the_search_finishes(tmp_path, monkeypatc
     )
 
 
-SHAPE_ERROR = "The size of tensor a (12) must match the size of tensor b (8) at non-singleton dimension 1"
+SHAPE_ERROR = (
+    "The size of tensor a (12) must match the size of tensor b (8) at non-singleton dimension 1"
+)
 
 
 def _raise_shape_error(module, inputs, output):
