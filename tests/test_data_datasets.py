@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,9 @@ def test_missing_fashion_mnist_says_where_and_how(
     assert msg.count(". ") == 0  # one sentence
 
 
-def test_missing_mnist_without_torchvision() -> None:
+def test_missing_mnist_without_torchvision(monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if it were not installed
+    monkeypatch.setenv("MOGAQNN_DATA", str(tmp_path))
     with pytest.raises(
         DatasetError, match="torchvision, which could download it, is not installed"
     ):

@@ -90,7 +90,7 @@ def test_a_shape_error_in_a_user_model_stops_the_search_with_that_error(
         Search(config).run()
     message = str(err.value)
     assert "raised RuntimeError: The size of tensor a (12) must match" in message
-    assert "expansion ratios [1.5]" in message and "not a divergence" in message
+    assert "expansion ratios [1.5, 1.5, 1.5, 1.5]" in message and "not a divergence" in message
     assert "qat_lr" not in message
     assert "Traceback" not in capfd.readouterr().err  # Optuna's per-trial log is kept quiet
     trials = read_trials(f"journal:{tmp_path / 'run' / 'study.journal'}")

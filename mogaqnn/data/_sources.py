@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._torchvision import import_torchvision
 from ..errors import DatasetError
 
 __all__ = ["DATA_ENV", "FileSource", "cache_dir", "locate", "resolve"]
@@ -101,7 +102,7 @@ def _download(source: FileSource, target: Path) -> str | None:
     if importlib.util.find_spec("torchvision") is None:
         return "torchvision, which could download it, is not installed"
     try:
-        datasets = importlib.import_module("torchvision.datasets")
+        datasets = import_torchvision("torchvision.datasets")
         target.mkdir(parents=True, exist_ok=True)
         # One call fetches the whole archive (train and test) into torchvision's layout.
         getattr(datasets, source.torchvision_class)(str(target), train=True, download=True)

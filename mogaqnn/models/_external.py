@@ -11,9 +11,9 @@ import importlib
 from collections.abc import Callable
 from types import ModuleType
 
-import torch
 from torch import nn
 
+from .._torchvision import import_torchvision
 from ..errors import ModelError
 
 __all__ = ["EXTERNAL_PREFIXES", "external_model"]
@@ -26,33 +26,13 @@ _NO_AUX = {"googlenet", "inception_v3"}
 def _import(package: str) -> ModuleType:
     try:
         if package in EXTERNAL_PREFIXES:
-            _import_torchvision()  # timm imports torchvision too
+            import_torchvision()  # timm imports torchvision too
         return importlib.import_module(package)
     except ImportError as exc:
         raise ModelError(
             f"{package}: models need the {package} package: pip install 'mogaqnn[{package}]' "
             f"({exc})"
         ) from exc
-
-
-def _import_torchvision() -> None:
-    """Import torchvision where its compiled detection ops cannot load beside this torch
-    (PyPI's CUDA build of torchvision next to a CPU torch): its import then stops at
-    registering shapes for ``torchvision::nms``. The models never call those ops, so their
-    schemas are declared (without kernels) and the import goes on."""
-    try:
-        importlib.import_module("torchvision")
-    except RuntimeError as exc:
-        if "torchvision::" not in str(exc):
-            raise
-        lib = torch.library.Library("torchvision", "FRAGMENT")  # noqa: TOR901
-        for op in ("nms", "qnms"):
-            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _KEEP.append(lib)  # a Library unregisters its ops when collected
-        importlib.import_module("torchvision")
-
-
-_KEEP: list[object] = []
 
 
 def external_model(
