@@ -22,6 +22,7 @@ import json
 import math
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -31,24 +32,36 @@ from typing import Any
 import torch
 
 from mogaqnn import SearchConfig, search
+from mogaqnn.models import create_model
+from mogaqnn.run import expansion_graph
 from mogaqnn.search import Evaluator
+from mogaqnn.size import KIB_BITS, fp32_size_bits
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
+    # the code before issues 10-12: first-128 calibration, fixed ranges, no distillation,
+    # widened copies of the base for the fitness and the final model, random first
+    # generation, the most accurate of the front
     ("today", {"_first_128": True, "quant_ranges": "fixed", "distill_weight": 0.0,
-               "bn_reestimate_batches": 0}),  # fmt: skip
+               "bn_reestimate_batches": 0, "fitness": "widen", "final_init": "widen",
+               "seed_population": False, "select": "accuracy"}),  # fmt: skip
     ("calibration", {"_first_128": False}),  # seeded, every class
     ("following_ranges", {"quant_ranges": "lsq"}),  # the measured better of ema and lsq
     ("distillation", {"distill_weight": 0.7, "distill_temperature": 4.0}),
     ("bn_reestimation", {"bn_reestimate_batches": 8}),
-    # Rows of the companion issues, once their config keys exist:
-    # ("final_init_scratch", {"final_init": "scratch"}),
-    # ("seeding", {...}),
-    # ("select_match_fp32", {"select": "match-fp32"}),
+    # validation accuracy turned both off by default (train.py): back to the defaults
+    ("recipe_defaults", {"distill_weight": 0.0, "bn_reestimate_batches": 0}),
+    ("seeding", {"seed_population": True}),
+    ("fitness_supernet", {"fitness": "supernet"}),
+    ("final_init_scratch", {"final_init": "scratch"}),
+    ("select_match_fp32", {"select": "match-fp32"}),  # every package default
+    ("limit_8x", {"_size_limit": 8}),  # the defaults with max_size_kib = FP32 size / 8
 ]
 DEMO = {"dataset": "mnist5k", "population": 16, "generations": 8}
 TINY = {"population": 4, "generations": 1, "pretrain_epochs": 0.5, "search_epochs": 0.2,
         "final_epochs": 0.2, "search_train_samples": 200, "search_val_samples": 100}  # fmt: skip
 RESULTS = Path("benchmarks/results/recipe_ablation")
+COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                        text=True).stdout.strip()  # fmt: skip
 
 
 def cumulative_rows() -> list[tuple[str, dict[str, Any]]]:
@@ -74,8 +87,17 @@ def first_128_calibration(on: bool):
         Evaluator.calibration_images = original  # type: ignore[method-assign]
 
 
+def fp32_kib(model: str) -> float:
+    """The FP32 size of ``model`` on MNIST-5k, BatchNorm folded, as result.json counts it."""
+    net = create_model(model, in_channels=1, num_classes=10, image_size=28)
+    graph = expansion_graph(net, torch.zeros(2, 1, 28, 28), "auto")
+    return fp32_size_bits(net, graph.bn_fold) / KIB_BITS
+
+
 def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -> dict[str, Any]:
     config_keys = {k: v for k, v in overrides.items() if not k.startswith("_")}
+    if overrides.get("_size_limit"):
+        config_keys["max_size_kib"] = fp32_kib(model) / overrides["_size_limit"]
     out = Path(args.runs) / f"{model}-{row}-s{seed}"
     if out.exists():  # a half-finished cell starts again: its config may differ
         shutil.rmtree(out)
@@ -96,7 +118,7 @@ def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -
         "fp32_distilled_test": fd["test_accuracy"] if fd else None,
         "compression": r["chosen"]["compression_ratio"],
         "evaluations_per_min": r["search"]["evaluations"] / r["timing"]["search_s"] * 60,
-        "claim": r.get("claim"), "wall_s": wall, "tiny": args.tiny,
+        "claim": r.get("claim"), "wall_s": wall, "tiny": args.tiny, "commit": COMMIT,
         "torch_threads": torch.get_num_threads(),
     }  # fmt: skip
 
@@ -115,7 +137,10 @@ def summary(results: Path) -> str:
     order = {name: i for i, (name, _) in enumerate(ROWS)}
     lines = ["# Recipe ablation (MNIST-5k, demo budget)", "",
              "Accuracies in %, mean ± std over seeds; claim: chosen test minus the stronger "
-             "FP32 baseline's test accuracy, pp.", ""]  # fmt: skip
+             "FP32 baseline's test accuracy, pp.",
+             f"Commits: {', '.join(sorted({str(c.get('commit')) for c in cells}))}; "
+             "command: PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/recipe_ablation.py "
+             "--models M --seeds S --cells ROWS.", ""]  # fmt: skip
     for model in sorted({c["model"] for c in cells}):
         lines += [f"## {model}", "",
                   "| row | seeds | chosen val | chosen test | FP32 val | FP32 test | FP32 "
