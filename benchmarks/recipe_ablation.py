@@ -34,15 +34,8 @@ from mogaqnn import SearchConfig, search
 from mogaqnn.search import Evaluator
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
-    (
-        "today",
-        {
-            "_first_128": True,
-            "quant_ranges": "fixed",
-            "distill_weight": 0.0,
-            "bn_reestimate_batches": 0,
-        },
-    ),  # fmt: skip
+    ("today", {"_first_128": True, "quant_ranges": "fixed", "distill_weight": 0.0,
+               "bn_reestimate_batches": 0}),  # fmt: skip
     ("calibration", {"_first_128": False}),  # seeded, every class
     ("following_ranges", {"quant_ranges": "lsq"}),  # the measured better of ema and lsq
     ("distillation", {"distill_weight": 0.7, "distill_temperature": 4.0}),
