@@ -404,7 +404,9 @@ def convergence_unit(limited_run: Path, device: str) -> dict[str, Any]:
 
 
 def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
-    root = RESULTS / f"paper_table_{profile}"
+    # the smoke check's figures mean nothing: they stay under runs/ (not committed)
+    results = RESULTS if profile == "standard" else ROOT / "runs" / "results"
+    root = results / f"paper_table_{profile}"
     runs = Path(args.runs).parent / f"paper_table_{profile}"
     command = "python benchmarks/paper_table.py " + " ".join(sys.argv[1:])
     plan = {c: standard_budget(profile, c) for c in cells}
@@ -418,13 +420,20 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
     total = sum(estimate_s(c, plan[c], min(plan[c]["seeds"], len(seeds)), args.workers)
                 for c in order)  # fmt: skip
     print(f"  total ~{total / 3600:.1f} h", flush=True)
+    if args.plan:
+        return 0
     for cell in order:
         budget = plan[cell]
         for seed in seeds[: budget["seeds"]]:
             run_seed(cell, seed, budget, root, runs, args)
         run_once(cell, seeds[0], budget, root, runs, args)
-        write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command)
-    write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command)
+        write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
+    doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
+    print(
+        f"wrote {results / f'paper_table_{profile}'}.{{json,md}}; missing runs: "
+        f"{len(doc['missing'])}",
+        flush=True,
+    )
     return 0
 
 
@@ -553,7 +562,7 @@ def collect_units(root: Path, plan: dict[str, dict[str, Any]], seeds: list[int])
 
 
 def write_outputs(profile: str, root: Path, plan: dict[str, dict[str, Any]], seeds: list[int],
-                  command: str) -> dict[str, Any]:  # fmt: skip
+                  command: str, results: Path = RESULTS) -> dict[str, Any]:  # fmt: skip
     units = collect_units(root, plan, seeds)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()  # fmt: skip
@@ -563,7 +572,8 @@ def write_outputs(profile: str, root: Path, plan: dict[str, dict[str, Any]], see
     doc = {"profile": profile, "smoke_check": profile != "standard", "command": command,
            "commit": commit, "machine": machine(), "seeds": seeds, "cells": cells,
            "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
-    out = RESULTS / f"paper_table_{profile}.json"
+    out = results / f"paper_table_{profile}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     out.with_suffix(".md").write_text(evidence_markdown(doc))
     return doc
@@ -778,6 +788,11 @@ def main() -> int:
     p.add_argument("--seeds", default="0,1,2", help="standard profiles: the seeds")
     p.add_argument(
         "--workers", type=int, default=1, help="standard profiles: worker processes per search"
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="standard profiles: print the cells, seeds and estimated hours, run nothing",
     )
     p.add_argument("--fidelity-individuals", type=int, default=FIDELITY_INDIVIDUALS)
     p.add_argument(
