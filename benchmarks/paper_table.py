@@ -146,12 +146,13 @@ def run_search(config: mogaqnn.SearchConfig) -> dict[str, Any]:
 
 
 def seed_random_run(src: Path, dst: Path, config: mogaqnn.SearchConfig) -> None:
-    """Give the random search the MOGAQNN run's FP32 base (and its uniform-bit report
-    points, evaluated with the same subset, budget and seeds) instead of recomputing them."""
+    """Give a sibling search (random, or unlimited) the MOGAQNN run's FP32 base, supernet
+    and uniform-bit report points (same seed, subset and budget: the files it would
+    train) instead of recomputing them."""
     if (dst / "config.json").exists():
         return
     dst.mkdir(parents=True, exist_ok=True)
-    for name in ("base.pt", "reference_points.json"):
+    for name in ("base.pt", "supernet.pt", "reference_points.json"):
         if (src / name).exists():
             shutil.copy2(src / name, dst / name)
     (dst / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -365,19 +366,13 @@ def search_unit(config: mogaqnn.SearchConfig) -> dict[str, Any]:
     run_dir = Path(config.out)
     result = json.loads((run_dir / "result.json").read_text()) if "failed" not in row else {}
     fp32_bits = round(fp32_kib_of(config.model, config.dataset) * KIB_BITS)
-    row["points"] = evaluated_points(run_dir, fp32_bits).tolist()  # trial order
+    try:
+        row["points"] = evaluated_points(run_dir, fp32_bits).tolist()  # trial order
+    except KeyError:  # the search failed before it created its study
+        row["points"] = []
     row["fp32_distilled"] = result.get("fp32_distilled")
     row["claim"] = result.get("claim")
     return row
-
-
-def share_base(src: Path, dst: Path) -> None:
-    """Give a sibling search the first one's FP32 base, supernet and reference points (same
-    seed and budget: the same files it would train)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in ("base.pt", "supernet.pt", "reference_points.json"):
-        if (src / name).exists() and not (dst / name).exists():
-            shutil.copy2(src / name, dst / name)
 
 
 def convergence_unit(limited_run: Path, device: str) -> dict[str, Any]:
@@ -460,7 +455,7 @@ def run_seed(cell, seed, budget, root, runs, args) -> None:
     }  # fmt: skip
     for arm in ("limited", "unlimited", "random"):
         if arm != "limited":
-            share_base(d / "limited", d / arm)
+            seed_random_run(d / "limited", d / arm, cfgs[arm])
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
                lambda arm=arm: search_unit(cfgs[arm]))  # fmt: skip
     _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
@@ -533,6 +528,7 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
         out["claim"][f"{t:g}x"] = ev.claim_at(t, chosen, ref_by_seed, ref)
     hv = {arm: [] for arm in ("limited", "random")}
     reach = {arm: [] for arm in ("limited", "random")}
+    evaluations = []
     for x in u:
         n = min(len(x["limited"]["points"]), len(x["random"]["points"]))  # equal evaluations
         target = ev.hypervolume(np.array(x["random"]["points"][:n]))
@@ -540,9 +536,9 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
             pts = x[arm]["points"][:n]
             hv[arm].append(ev.hypervolume(np.array(pts)))
             reach[arm].append(ev.evaluations_to_reach(pts, target))
-        hv.setdefault("evaluations", []).append(n)
+        evaluations.append(n)
     out["hypervolume"] = {
-        "reference_point": list(ev.HV_REFERENCE), "evaluations": hv.pop("evaluations"),
+        "reference_point": list(ev.HV_REFERENCE), "evaluations": evaluations,
         **{arm: dict(zip(("mean", "std"), ev.mean_std(v)), values=v) for arm, v in hv.items()},
         "evaluations_to_random_final": reach,
     }  # fmt: skip
