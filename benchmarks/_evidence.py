@@ -119,13 +119,13 @@ def pick_for_threshold(
     return None
 
 
-def claim_line(cell: str, c: dict[str, Any]) -> str:
+def claim_line(c: dict[str, Any]) -> str:
     t = f"{c['threshold']:g}x"
     if "mean_test_accuracy" not in c:
-        return f"{cell} at {t}: claim not met ({c['why']})"
+        return f"at {t} claim not met ({c['why']})"
     verdict = "claim met" if c["met"] else "claim not met"
     why = "" if c["met"] else f" ({c['why']})"
-    return (f"{cell} at {t}: {verdict}{why}: MOGAQNN ({'/'.join(c['sources'])}) "
+    return (f"at {t} {verdict}{why}: MOGAQNN ({'/'.join(c['sources'])}) "
             f"{c['mean_test_accuracy']:.2%} vs {c['reference']} {c['reference_mean']:.2%} "
             f"({c['difference'] * 100:+.2f} pp, {c['min_compression']:.1f}x or more, "
             f"{c['seeds'] - c['without_model']} seed(s))")  # fmt: skip
