@@ -1,6 +1,30 @@
 """The paper's table: MOGAQNN beside FP32, uniform QAT and random search, per CNN and dataset.
 
-For every cell (zoo model x dataset), with one seed:
+**The evidence: ``--profile standard``** (three seeds, converged FP32 budgets, 16 x 8
+evaluations per search; see STANDARD below for the budgets and the hours per cell):
+
+    python benchmarks/paper_table.py --profile standard --seeds 0,1,2 --workers 2 --plan
+    python benchmarks/paper_table.py --profile standard --seeds 0,1,2 --workers 2
+    python benchmarks/paper_table.py --profile standard --cells lenet5:mnist5k --workers 2
+
+Per (cell, seed) it runs four units, each written as one JSON under
+``benchmarks/results/paper_table_standard/<dataset>-<model>/s<seed>-<arm>.json`` as soon as
+it exists (rerunning the command skips finished units; a unit of another budget is redone):
+``limited`` (MOGAQNN, size limit FP32 size / 8), ``unlimited`` (MOGAQNN, no limit),
+``random`` (random sampling, the limit, the same evaluations) and ``uniform`` (8/4/2-bit
+QAT). Each search trains both FP32 baselines (plain and distilled). Once per cell (first
+seed): ``convergence`` (the FP32 recipe at twice the epochs: converged when val accuracy
+moves < 0.5 pp) and, for LeNet-5 and ResNet-20 on MNIST-5k, ``fidelity`` (Kendall's tau
+of search val accuracy vs final test accuracy over 20 individuals of the limited run's
+last front and population, benchmarks/fitness_fidelity.py's ``fidelity_from_run``).
+The units are aggregated (benchmarks/_evidence.py: mean +- std, paired 95% t-intervals,
+the claim at 4x and 8x, hypervolume and evaluations to reach random search's) into
+``benchmarks/results/paper_table_standard.{json,md}``; the .md is the README's Evidence
+section. ``--profile standard-smoke`` runs the same machinery on a budget of minutes and
+writes under runs/ (a check, not a result).
+
+**The older one-seed profiles** (``--quick``, ``--smoke``, ``--full``) are smoke checks,
+not evidence: budgets far from convergence, one seed. For every cell, with one seed:
 
 - **FP32**: the pretrained base plus ``final_epochs`` more (the search's own baseline);
 - **uniform QAT** at 8, 4 and 2 bits (weights and activations, no expansion): the same base,
@@ -27,6 +51,7 @@ and ``benchmarks/results/paper_table.md``; the searches' run directories go unde
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -243,11 +268,11 @@ def run_cell(profile: str, model: str, dataset: str, seed: int, device: str,
 
 
 # -- the standard profile: three seeds, resumable per (cell, seed, arm) unit --------------
-# Seconds per epoch at 1 torch thread on MNIST-5k's 3,600 training images (FP32; QAT costs
-# ~1.4x): LeNet-5 measured (~1.3 s); the others estimated from benchmarks/results/
-# qat_overhead.txt (ResNet-20 ~0.6-0.9 s per batch-128 step) and the quick profile's
-# paper_table.log on a shared machine, so they are rough (x2 either way).
-EPOCH_S = {"lenet5": 1.3, "alexnet": 6.0, "vgg11": 8.0, "resnet20": 30.0, "mobilenetv2": 10.0}
+# Seconds per FP32 epoch at 1 torch thread on MNIST-5k's 3,600 training images (QAT costs
+# ~1.4x), measured 2026-11-27 on this 2-core CPU with the other core busy (0.25 epoch each;
+# LeNet-5 from 40 epochs): LeNet-5 0.7, AlexNet 4.9, VGG-11 3.9, MobileNetV2 13.4,
+# ResNet-20 13.6; rounded up for a loaded machine.
+EPOCH_S = {"lenet5": 1.0, "alexnet": 5.0, "vgg11": 4.0, "resnet20": 14.0, "mobilenetv2": 14.0}
 TRAIN_IMAGES = {"mnist5k": 3600, "fashion-mnist": 54000}  # 15x the images
 ARMS = ("limited", "unlimited", "random", "uniform")
 FIDELITY_CELLS = ("mnist5k/lenet5", "mnist5k/resnet20")
@@ -443,8 +468,15 @@ def _timed(path: Path, budget: dict[str, Any], label: str, fn) -> None:
     print(f"{label}: {unit['wall_s'] / 60:.1f} min", flush=True)
 
 
+def run_directory(runs: Path, cell: str, seed: int, budget: dict[str, Any]) -> Path:
+    """Where a (cell, seed)'s searches run; the budget's hash keeps another budget's run
+    directories (which a search would refuse to continue with a new config) apart."""
+    tag = hashlib.sha256(json.dumps(_jsonable(budget), sort_keys=True).encode()).hexdigest()
+    return runs / cell.replace("/", "-") / f"s{seed}-{tag[:8]}"
+
+
 def run_seed(cell, seed, budget, root, runs, args) -> None:
-    d = runs / cell.replace("/", "-") / f"s{seed}"
+    d = run_directory(runs, cell, seed, budget)
     cfgs = {
         "limited": standard_config(cell, budget, seed, d / "limited", sampler="nsga2",
                                    limited=True, workers=args.workers, device=args.device),
@@ -464,7 +496,7 @@ def run_seed(cell, seed, budget, root, runs, args) -> None:
 
 def run_once(cell, seed, budget, root, runs, args) -> None:
     """Per cell, on the first seed: the convergence check and (two cells) the fidelity."""
-    limited = runs / cell.replace("/", "-") / f"s{seed}" / "limited"
+    limited = run_directory(runs, cell, seed, budget) / "limited"
     if not (limited / "result.json").exists():
         return
     _timed(unit_path(root, cell, seed, "convergence"), budget, f"{cell} convergence",
@@ -486,6 +518,10 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     done = sorted(s for s, u in units.items() if all(a in u for a in ARMS))
     missing = [f"{cell} seed {s} {a}" for s in all_seeds for a in ARMS
                if a not in units.get(s, {})]  # fmt: skip
+    once = ("convergence", "fidelity") if cell in FIDELITY_CELLS else ("convergence",)
+    if all_seeds:
+        missing += [f"{cell} seed {all_seeds[0]} {a}" for a in once
+                    if a not in units.get(all_seeds[0], {})]  # fmt: skip
     out: dict[str, Any] = {"cell": cell, "seeds": done, "planned_seeds": planned,
                            "missing": missing}  # fmt: skip
     out["wall_s"] = sum(u.get("wall_s", 0.0) for s in units for u in units[s].values())

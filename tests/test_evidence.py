@@ -50,8 +50,10 @@ def _units(seed: int, limited: float, unlimited_ratio: float) -> dict:
 def test_cell_aggregate_claims_pairs_and_hypervolume():
     units = {s: _units(s, 0.92 + s * 0.01, 5.0 if s < 2 else 3.0) for s in (0, 1, 2)}
     del units[2]["uniform"]  # seed 2 unfinished: excluded and listed as missing
+    units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972}
     c = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
-    assert c["seeds"] == [0, 1] and c["missing"] == ["mnist5k/lenet5 seed 2 uniform"]
+    assert c["seeds"] == [0, 1]
+    assert c["missing"] == ["mnist5k/lenet5 seed 2 uniform", "mnist5k/lenet5 seed 0 fidelity"]
     assert c["stronger_fp32"] == "fp32_distilled"
     assert c["test_accuracy"]["limited"]["mean"] == pytest.approx(0.925)
     assert c["paired"]["limited"]["mean"] == pytest.approx(0.01)  # 0.92-0.91, 0.93-0.92
