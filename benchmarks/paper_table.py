@@ -299,8 +299,9 @@ CLAIM_THRESHOLDS = (4.0, 8.0)
 #   fashion-mnist/vgg11 3.3, fashion-mnist/alexnet 4.1, fashion-mnist/resnet20 6.8,
 #   mnist5k/mobilenetv2 6.9, mnist5k/resnet20 7.9 (2.7 of them the fidelity check),
 #   fashion-mnist/mobilenetv2 9.1; total ~44 h. So the profile does NOT fit one 8-hour
-#   session on this CPU: it runs over about six (resumable), the first covering the four
-#   cheapest cells; the last three cells alone exceed 8 h each only with all their seeds.
+#   session on this CPU, not even with the reduced plan (above): it runs over about
+#   six sessions (resumable per unit), the first covering the four cheapest cells;
+#   fashion-mnist/mobilenetv2 exceeds one session even with one seed.
 STANDARD_COMMON: dict[str, Any] = {"population": 16, "generations": 8, "search_epochs": 1.0,
                                    "batch_size": 64}  # fmt: skip
 STANDARD: dict[str, dict[str, Any]] = {
