@@ -383,6 +383,13 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d))
 
 
+def git_commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    return out.stdout.strip() + ("+uncommitted" if dirty else "")
+
+
 def write_unit(path: Path, unit: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -459,6 +466,10 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
     print(f"  total ~{total / 3600:.1f} h", flush=True)
     if args.plan:
         return 0
+    if args.aggregate:  # only the outputs, from the units already there
+        doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
+        print(f"wrote {results / f'paper_table_{profile}'}.{{json,md}}", flush=True)
+        return 0
     for cell in order:
         budget = plan[cell]
         for seed in seeds[: budget["seeds"]]:
@@ -481,6 +492,7 @@ def _timed(path: Path, budget: dict[str, Any], label: str, fn) -> None:
     t0 = time.perf_counter()
     unit = {"budget": budget, **fn()}
     unit["wall_s"] = time.perf_counter() - t0
+    unit["commit"] = git_commit()
     write_unit(path, unit)
     print(f"{label}: {unit['wall_s'] / 60:.1f} min", flush=True)
 
@@ -613,13 +625,14 @@ def collect_units(root: Path, plan: dict[str, dict[str, Any]], seeds: list[int])
 def write_outputs(profile: str, root: Path, plan: dict[str, dict[str, Any]], seeds: list[int],
                   command: str, results: Path = RESULTS) -> dict[str, Any]:  # fmt: skip
     units = collect_units(root, plan, seeds)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()  # fmt: skip
+    ran_at = sorted({u.get("commit", "?") for c in units.values() for s in c.values()
+                     for u in s.values()})  # fmt: skip
     cells = {c: aggregate_cell(c, units[c], seeds[: plan[c]["seeds"]], seeds) for c in plan}
     for c in cells:
         cells[c]["budget"] = {k: v for k, v in _jsonable(plan[c]).items() if k != "seeds"}
     doc = {"profile": profile, "smoke_check": profile != "standard", "command": command,
-           "commit": commit, "machine": machine(), "seeds": seeds, "cells": cells,
+           "commit": git_commit(), "units_ran_at": ran_at, "machine": machine(),
+           "seeds": seeds, "cells": cells,
            "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
     out = results / f"paper_table_{profile}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -659,7 +672,7 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
         f"search's choice when it compresses 4x or more, else the limited one).",
         "",
         f"Command: `{doc['command']}`  ",
-        f"Commit: {doc['commit']}  ",
+        f"Commit: {doc['commit']} (units ran at {', '.join(doc['units_ran_at']) or '—'})  ",
         f"Machine: {doc['machine']}  ",
         f"Seeds: {', '.join(map(str, doc['seeds']))}; wall time of all units: "
         f"{sum(c['wall_s'] for c in cells.values()) / 3600:.2f} h",
@@ -848,6 +861,11 @@ def main() -> int:
         "--plan",
         action="store_true",
         help="standard profiles: print the cells, seeds and estimated hours, run nothing",
+    )
+    p.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="standard profiles: rewrite the .json and .md from the units, run nothing",
     )
     p.add_argument("--fidelity-individuals", type=int, default=FIDELITY_INDIVIDUALS)
     p.add_argument(
