@@ -74,7 +74,7 @@ import mogaqnn
 from mogaqnn.data import Augmentation, load_dataset
 from mogaqnn.errors import MogaqnnError
 from mogaqnn.models import create_model
-from mogaqnn.run import augmentation_for, load_run, train_settings
+from mogaqnn.run import augmentation_for, load_run, load_run_data, train_settings
 from mogaqnn.search import run_evaluator
 from mogaqnn.search._store import STUDY_NAME, open_storage
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
@@ -283,8 +283,9 @@ CLAIM_THRESHOLDS = (4.0, 8.0)
 # FP32 epochs (pretrain at lr 2e-3, then final at qat_lr 5e-4) by convergence on val
 # (seed 0, measured 2026-11-27 with this recipe; val is 400 images on MNIST-5k, so 1 image
 # is 0.25 pp): LeNet-5 96.50% at 8+2, 97.50% at 16+4, 97.50% at 32+8 -> 16+4; VGG-11
-# 97.00% at 6+2, 97.25% at 12+4, 97.25% at 24+8 -> 12+4; AlexNet, MobileNetV2 and
-# ResNet-20 take 12+4 like VGG-11 (not measured: too long for this session), Fashion-MNIST
+# 97.00% at 6+2, 97.25% at 12+4, 97.25% at 24+8 -> 12+4; AlexNet 97.00% at 6+2, 97.75%
+# at 12+4, 98.00% at 24+8 -> 12+4; MobileNetV2 and ResNet-20 take 12+4 too (not
+# measured: ~11 min each at 14 s per epoch, too long for this session), Fashion-MNIST
 # (15x the images per epoch) a third to a half of MNIST-5k's epochs. Every cell checks its
 # own budget (unit ``convergence``) and prints "converged" / "NOT converged".
 # Search: the package's population 16 x 8 generations, default space (2-8 bits, ratios
@@ -430,7 +431,7 @@ def convergence_unit(limited_run: Path, device: str) -> dict[str, Any]:
     run = load_run(limited_run)
     cfg = run.config
     result = json.loads((limited_run / "result.json").read_text())
-    data = load_dataset(cfg.dataset, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    data = load_run_data(run)  # the search's splits (seed, val fraction, data directory)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
                          image_size=data.image_size)  # fmt: skip
