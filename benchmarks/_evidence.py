@@ -30,10 +30,19 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan")
 
 
+# Student's t, two-sided 95% (the 0.975 quantile), df 1..10: for a venv without scipy
+# (scipy is no dependency of mogaqnn).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
 def t_quantile(df: int, level: float = 0.95) -> float:
     """The two-sided ``level`` quantile of Student's t with ``df`` degrees of freedom."""
-    from scipy.stats import t
-
+    try:
+        from scipy.stats import t
+    except ImportError:
+        if level != 0.95 or not 1 <= df <= len(T_975):
+            raise ValueError(f"without scipy only 95% for df 1..{len(T_975)}, not {df}") from None
+        return T_975[df - 1]
     return float(t.ppf(0.5 + level / 2, df))
 
 

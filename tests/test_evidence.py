@@ -22,6 +22,12 @@ def test_paired_interval_is_the_t_interval_over_seeds():
     assert one["mean"] == pytest.approx(0.05) and one["low"] is None
 
 
+def test_the_t_table_without_scipy_matches_scipy():
+    from scipy.stats import t
+
+    assert ev.T_975 == pytest.approx([t.ppf(0.975, df) for df in range(1, 11)], abs=1e-3)
+
+
 def test_evaluations_to_reach_follows_trial_order():
     pts = [(0.5, 0.5), (0.2, 0.9), (0.3, 0.3)]  # HV after 1, 2, 3: 0.25, 0.28, 0.50
     assert ev.hv_trajectory(pts) == pytest.approx([0.25, 0.28, 0.50])
