@@ -296,10 +296,10 @@ CLAIM_THRESHOLDS = (4.0, 8.0)
 # rest are listed as missing runs.
 # Estimated wall hours (estimate_s, --workers 2, the planned seeds; rough, x2 either way;
 # each unit records its wall time, so a later session can correct EPOCH_S), in run order:
-#   mnist5k/lenet5 0.8, fashion-mnist/lenet5 1.0, mnist5k/vgg11 2.0, mnist5k/alexnet 2.4,
-#   fashion-mnist/vgg11 3.3, fashion-mnist/alexnet 4.1, fashion-mnist/resnet20 6.8,
-#   mnist5k/mobilenetv2 6.9, mnist5k/resnet20 7.9 (2.7 of them the fidelity check),
-#   fashion-mnist/mobilenetv2 9.1; total ~44 h. So the profile does NOT fit one 8-hour
+#   mnist5k/lenet5 1.0, fashion-mnist/lenet5 1.5, mnist5k/vgg11 2.1, mnist5k/alexnet 2.6,
+#   fashion-mnist/vgg11 3.7, fashion-mnist/alexnet 4.5, mnist5k/mobilenetv2 7.0,
+#   fashion-mnist/resnet20 7.1, mnist5k/resnet20 8.0 (2.7 of them the fidelity check),
+#   fashion-mnist/mobilenetv2 9.4; total ~47 h. So the profile does NOT fit one 8-hour
 #   session on this CPU, not even with the issue's reduced plan (above): it runs over about
 #   six sessions (resumable per unit), the first covering the four cheapest cells;
 #   fashion-mnist/mobilenetv2 exceeds one session even with one seed.
@@ -307,31 +307,31 @@ STANDARD_COMMON: dict[str, Any] = {"population": 16, "generations": 8, "search_e
                                    "batch_size": 64}  # fmt: skip
 STANDARD: dict[str, dict[str, Any]] = {
     "mnist5k/lenet5": {"pretrain_epochs": 16, "final_epochs": 4, "search_train_samples": 2000,
-                       "val_fraction": 0.1, "seeds": 3},  # ~0.8 h
+                       "val_fraction": 0.1, "seeds": 3},  # ~1.0 h
     "mnist5k/alexnet": {"pretrain_epochs": 12, "final_epochs": 4, "search_train_samples": 2000,
-                        "val_fraction": 0.1, "seeds": 3},  # ~2.4 h
+                        "val_fraction": 0.1, "seeds": 3},  # ~2.6 h
     "mnist5k/vgg11": {"pretrain_epochs": 12, "final_epochs": 4, "search_train_samples": 2000,
-                      "val_fraction": 0.1, "seeds": 3},  # ~2.0 h
+                      "val_fraction": 0.1, "seeds": 3},  # ~2.1 h
     "mnist5k/mobilenetv2": {"pretrain_epochs": 12, "final_epochs": 4,
                             "search_train_samples": 2000, "val_fraction": 0.1,
-                            "seeds": 3},  # ~6.9 h
+                            "seeds": 3},  # ~7.0 h
     "mnist5k/resnet20": {"pretrain_epochs": 12, "final_epochs": 4, "search_train_samples": 1000,
-                         "val_fraction": 0.1, "seeds": 3},  # ~7.9 h with fidelity
+                         "val_fraction": 0.1, "seeds": 3},  # ~8.0 h with fidelity
     "fashion-mnist/lenet5": {"pretrain_epochs": 8, "final_epochs": 2,
                              "search_train_samples": 4000, "search_val_samples": 2000,
-                             "val_fraction": 0.1, "seeds": 1},  # ~1.0 h
+                             "val_fraction": 0.1, "seeds": 1},  # ~1.5 h
     "fashion-mnist/alexnet": {"pretrain_epochs": 6, "final_epochs": 2,
                               "search_train_samples": 4000, "search_val_samples": 2000,
-                              "val_fraction": 0.1, "seeds": 1},  # ~4.1 h
+                              "val_fraction": 0.1, "seeds": 1},  # ~4.5 h
     "fashion-mnist/vgg11": {"pretrain_epochs": 6, "final_epochs": 2,
                             "search_train_samples": 4000, "search_val_samples": 2000,
-                            "val_fraction": 0.1, "seeds": 1},  # ~3.3 h
+                            "val_fraction": 0.1, "seeds": 1},  # ~3.7 h
     "fashion-mnist/mobilenetv2": {"pretrain_epochs": 5, "final_epochs": 1,
                                   "search_train_samples": 4000, "search_val_samples": 2000,
-                                  "val_fraction": 0.1, "seeds": 1},  # ~9.1 h
+                                  "val_fraction": 0.1, "seeds": 1},  # ~9.4 h
     "fashion-mnist/resnet20": {"pretrain_epochs": 4, "final_epochs": 1,
                                "search_train_samples": 2000, "search_val_samples": 2000,
-                               "val_fraction": 0.1, "seeds": 1},  # ~6.8 h
+                               "val_fraction": 0.1, "seeds": 1},  # ~7.1 h
 }  # fmt: skip
 # standard-smoke: the standard machinery on a budget of minutes (a check, not a result).
 STANDARD_SMOKE: dict[str, Any] = {
@@ -350,17 +350,20 @@ def standard_budget(profile: str, cell: str) -> dict[str, Any]:
 
 def estimate_s(cell: str, budget: dict[str, Any], seeds: int, workers: int) -> float:
     """Wall seconds of a cell on this CPU (1 thread per process), from EPOCH_S. Per seed:
-    base P epochs; supernet ~10 P (four widths per step, the widest 2x); three searches of
-    16 x 8 evaluations, 1 QAT epoch on the subset at a mean width cost ~2x, split over the
-    workers; per search the chosen model (P + F at its width ~2x) and both FP32 baselines
-    (2 F); uniform QAT 3 x F; once per cell the convergence check 2 (P + F); fidelity
-    (two cells) 20 x (2 P + 2.8 F)."""
+    base P epochs; supernet P epochs at ~10x an epoch (four widths per step, the widest 2x)
+    plus ~16 s of slicing per 3,600 images (LeNet-5's supernet took 26 s per epoch where its
+    base takes ~1: benchmarks/results/fitness_fidelity.md); three searches of 16 x 8
+    evaluations, 1 QAT epoch on the subset at a mean width cost ~2x, split over the workers;
+    per search the chosen model (P + F at its width ~2x) and both FP32 baselines (2 F);
+    uniform QAT 3 x F; once per cell the convergence check 2 (P + F); fidelity (two cells)
+    20 x (2 P + 2.8 F)."""
     dataset, model = cell.split("/")
     epoch = EPOCH_S[model] * TRAIN_IMAGES[dataset] / 3600
     p, f = budget["pretrain_epochs"], budget["final_epochs"]
     evals = budget["population"] * budget["generations"]
     search = 3 * evals * budget["search_train_samples"] / TRAIN_IMAGES[dataset] * 1.4 * 2
-    per_seed = p + 10 * p + search / workers + 3 * (2 * p + 2.8 * f + 2 * f) + 3 * 1.4 * f
+    supernet = p * (10 + 16 / EPOCH_S[model])
+    per_seed = p + supernet + search / workers + 3 * (2 * p + 2.8 * f + 2 * f) + 3 * 1.4 * f
     once = 2 * (p + f) + (FIDELITY_INDIVIDUALS * (2 * p + 2.8 * f) if cell in FIDELITY_CELLS
                           else 0)  # fmt: skip
     return epoch * (seeds * per_seed + once)
@@ -662,6 +665,9 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
     cells = doc["cells"]
     with_claim = [c for c in cells.values() if c.get("claim")]
     met = {t: sum(c["claim"][t]["met"] for c in with_claim) for t in ("4x", "8x")}
+    verdicts = {t: ([n for n, c in cells.items() if c.get("claim") and c["claim"][t]["met"]],
+                    [n for n, c in cells.items() if c.get("claim") and not c["claim"][t]["met"]])
+                for t in ("4x", "8x")}  # fmt: skip
     lines = ["## Evidence", ""]
     if doc["smoke_check"]:
         lines += [f"**Smoke check (profile `{doc['profile']}`), not a result**: tiny budgets "
@@ -671,6 +677,9 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
         f"8x (mean test accuracy over seeds at least the stronger FP32 baseline's, plain or "
         f"distilled; 8x from the search limited to FP32 size / 8, 4x from the unlimited "
         f"search's choice when it compresses 4x or more, else the limited one).",
+        "",
+        *[f"At {t}: the claim holds in {', '.join(ok) or 'no cell'}; it does not in "
+          f"{', '.join(no) or 'no cell'}." for t, (ok, no) in verdicts.items()],
         "",
         f"Command: `{doc['command']}`  ",
         f"Commit: {doc['commit']} (units ran at {', '.join(doc['units_ran_at']) or '—'})  ",
@@ -779,6 +788,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
     cells = doc["cells"]
     lines = [
         "# Paper table (MOGAQNN vs FP32, uniform QAT and random search)",
+        "",
+        f"**Smoke check, not evidence** (profile `{doc['profile']}`): one seed, budgets far from "
+        "convergence. The evidence is `--profile standard` "
+        "(benchmarks/results/paper_table_standard.md).",
         "",
         f"Command: `{doc['command']}`  ",
         f"Machine: {doc['machine']}  ",
