@@ -85,3 +85,22 @@ def test_claim_falls_back_and_fails_where_it_should():
     c = ev.claim_at(4.0, [pick, None], [0.91, 0.91], "fp32")
     assert not c["met"] and "1 seed(s) without a model" in c["why"] and "pp below" in c["why"]
     assert ev.claim_line(c).startswith("at 4x claim not met")
+
+
+def test_evidence_markdown_states_the_headline_and_missing_runs():
+    units = {s: _units(s, 0.92 + s * 0.01, 5.0) for s in (0, 1)}
+    done = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
+    empty = pt.aggregate_cell("mnist5k/vgg11", {}, [0, 1], [0, 1])
+    for c in (done, empty):
+        c["budget"] = {}
+    doc = {"profile": "standard", "smoke_check": False, "command": "c", "commit": "abc",
+           "units_ran_at": ["abc"], "machine": "m", "seeds": [0, 1],
+           "cells": {"mnist5k/lenet5": done, "mnist5k/vgg11": empty},
+           "missing": done["missing"] + empty["missing"]}  # fmt: skip
+    text = pt.evidence_markdown(doc)
+    assert "Claim met in 1 of 2 cells at 4x, 1 of 2 at 8x (1 of 2 cells have a finished" in text
+    assert (
+        "At 8x: the claim holds in mnist5k/lenet5; it does not in mnist5k/vgg11 (no finished seed)."
+    ) in text
+    assert "Smoke check" not in text
+    assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
