@@ -528,10 +528,15 @@ def run_seed(cell, seed, budget, root, runs, args) -> None:
 
 
 def run_once(cell, seed, budget, root, runs, args) -> None:
-    """Per cell, on the first seed: the convergence check and (two cells) the fidelity."""
-    limited = run_directory(runs, cell, seed, budget) / "limited"
-    if not (limited / "result.json").exists():
+    """Per cell, on the first seed: the convergence check and (two cells) the fidelity, on
+    the limited search (the unlimited one where the limited one found nothing)."""
+    d = run_directory(runs, cell, seed, budget)
+    finished = [d / a for a in ("limited", "unlimited") if (d / a / "result.json").exists()]
+    if not finished:
+        print(f"{cell}: no search of seed {seed} finished: no convergence or fidelity check",
+              flush=True)  # fmt: skip
         return
+    limited = finished[0]
     _timed(unit_path(root, cell, seed, "convergence"), budget, f"{cell} convergence",
            lambda: convergence_unit(limited, args.device))  # fmt: skip
     unit = read_unit(unit_path(root, cell, seed, "convergence"), budget)
