@@ -728,8 +728,8 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
             lines.append(f"- {name}: no finished seed")
     lines += ["", "Search quality: hypervolume on (val error, size / FP32 size), reference point "
               f"{tuple(ev.HV_REFERENCE)}, MOGAQNN (limited) vs random search at equal "
-              "evaluations; evaluations each needs to reach random search's final HV "
-              "(per seed; — never).", "",
+              "evaluations (both start from the same uniform-bit individuals, seed_population); "
+              "evaluations each needs to reach random search's final HV (per seed; — never).", "",
               "| cell | evaluations | HV MOGAQNN | HV random | ratio | evals to reach (MOGAQNN) "
               "| evals to reach (random) |",
               "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
