@@ -11,6 +11,12 @@ the final protocol's val accuracy (full val split). The test split is never read
 
     python benchmarks/fitness_fidelity.py --models lenet5 --individuals 20
     python benchmarks/fitness_fidelity.py --models resnet20 --individuals 20
+    python benchmarks/fitness_fidelity.py --from-run RUN_DIR --individuals 20
+
+``--from-run``: the individuals of a finished search's last front and population (not random
+genomes), each trained with the run's final recipe and tested once; Kendall's tau between
+the search's val accuracy and the final test accuracy (benchmarks/paper_table.py's standard
+profile calls it on two cells).
 
 Resumable per individual: one JSON line per (model, individual) in
 ``benchmarks/results/fitness_fidelity.jsonl``; lines already there are skipped (the budgets
@@ -36,8 +42,15 @@ import torch
 
 import mogaqnn
 from mogaqnn.genome import Genome, SearchSpace
-from mogaqnn.run import augmentation_for, train_settings
-from mogaqnn.search import make_evaluator
+from mogaqnn.run import (
+    augmentation_for,
+    load_run,
+    load_run_data,
+    read_result,
+    train_settings,
+    trial_genome,
+)
+from mogaqnn.search import make_evaluator, run_evaluator
 from mogaqnn.search._fitness_start import SUPERNET
 from mogaqnn.search._search import Search
 from mogaqnn.search._width import final_start
@@ -171,6 +184,75 @@ def run_model(model: str, args, path: Path) -> None:
         )
 
 
+def front_individuals(result: dict[str, Any], rows: list[dict[str, str]], n: int) -> list[int]:
+    """Up to ``n`` distinct trials of a finished run: its last front, then the rest of its
+    last population, then (a population of 16 holds fewer than 20) the latest other
+    completed trials that were trained, not read from the cache."""
+    front = result["search"]["front"]
+    picked = front + [t for t in result["search"]["last_population"] if t not in front]
+    later = sorted(
+        (
+            int(r["trial"])
+            for r in rows
+            if r["state"] == "COMPLETE" and r["cache_hit"] == "0" and int(r["trial"]) not in picked
+        ),
+        reverse=True,
+    )
+    return (picked + later)[:n]
+
+
+def fidelity_from_run(run_dir: Path, n: int, path: Path, device: str = "cpu") -> dict[str, Any]:
+    """``n`` individuals of a finished run's last front and population, each trained with the
+    run's final recipe (final_init, pretrain + final epochs, seed) and tested once: Kendall's
+    tau between the search's val accuracy and the final test accuracy. Resumable: one JSON
+    line per individual in ``path``."""
+    run = load_run(run_dir)
+    cfg = run.config
+    result = read_result(run)
+    rows = _pareto_rows(run_dir)
+    trials = front_individuals(result, rows, n)
+    done = {r["trial"]: r for r in read_lines(path)}
+    data = load_run_data(run)
+    evaluator = run_evaluator(run, data, device=device)
+    aug = augmentation_for(cfg, data)
+    settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
+    search_val = {int(r["trial"]): float(r["val_accuracy"]) for r in rows if r["val_accuracy"]}
+    for number in trials:
+        if number in done:
+            continue
+        genome = trial_genome(run, number)
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"trial": number, "genome_key": genome.key(),
+                               "search_val_accuracy": search_val[number]}  # fmt: skip
+        try:
+            model = final_start(cfg, run_dir, evaluator, genome, data, aug, evaluator.device,
+                                lambda m: None, cache=False)  # fmt: skip
+            if cfg.final_epochs > 0:
+                train_model(model, data.train, settings, seed=cfg.seed, device=evaluator.device)
+            row["test_accuracy"] = evaluate_accuracy(model, data.test, device=evaluator.device)
+        except mogaqnn.train.TrainingDiverged as exc:
+            row["failed"] = str(exc)
+        row["seconds"] = time.perf_counter() - t0
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        done[number] = row
+        print(
+            f"{run_dir.name} trial {number}: search val {row['search_val_accuracy']:.2%}, "
+            f"final test {row.get('test_accuracy', float('nan')):.2%}",
+            flush=True,
+        )
+    rows = [done[t] for t in trials if "test_accuracy" in done[t]]
+    tau = kendall_tau([r["search_val_accuracy"] for r in rows], [r["test_accuracy"] for r in rows])
+    return {"run": str(run_dir), "individuals": len(rows), "kendall_tau": tau, "rows": rows}
+
+
+def _pareto_rows(run_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(Path(run_dir) / "pareto.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def summary(path: Path, args) -> str:
     rows = [r for r in read_lines(path) if r["budget"] == budget_of(config_for(r["model"], args))]
     supernet = {r["model"]: r for r in read_lines(path.with_suffix(".supernet.jsonl"))
@@ -220,7 +302,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "fitness_fidelity")
     p.add_argument("--out", type=Path, default=RESULTS / "fitness_fidelity.jsonl")
+    p.add_argument("--from-run", type=Path, default=None,
+                   help="a finished search's directory: rank --individuals of its last front "
+                   "and population by the final recipe instead (its budget and seed)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.from_run is not None:
+        torch.set_num_threads(args.threads)
+        lines = args.out.with_name(f"fitness_fidelity_{args.from_run.name}.jsonl")
+        r = fidelity_from_run(args.from_run, args.individuals, lines, args.device)
+        print(
+            f"{args.from_run}: Kendall's tau {r['kendall_tau']:+.3f} between search val "
+            f"accuracy and final test accuracy over {r['individuals']} individuals"
+        )
+        return 0
     args.models = [m for m in args.models.split(",") if m]
     args.fitnesses = [f for f in args.fitnesses.split(",") if f]
     torch.set_num_threads(args.threads)

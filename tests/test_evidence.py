@@ -1,0 +1,106 @@
+"""The paper table's standard-profile statistics (benchmarks/_evidence.py and the cell
+aggregation of benchmarks/paper_table.py) on hand-made units: no training."""
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import _evidence as ev  # noqa: E402
+import paper_table as pt  # noqa: E402
+
+
+def test_paired_interval_is_the_t_interval_over_seeds():
+    r = ev.paired_interval([0.01, 0.03, 0.02])
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)  # t(0.975, df 2) x sd / sqrt(n)
+    assert r["n"] == 3 and r["mean"] == pytest.approx(0.02)
+    assert (r["low"], r["high"]) == pytest.approx((0.02 - half, 0.02 + half))
+    one = ev.paired_interval([0.05])
+    assert one["mean"] == pytest.approx(0.05) and one["low"] is None
+
+
+def test_the_t_table_without_scipy_matches_scipy():
+    from scipy.stats import t
+
+    assert ev.T_975 == pytest.approx([t.ppf(0.975, df) for df in range(1, 11)], abs=1e-3)
+
+
+def test_evaluations_to_reach_follows_trial_order():
+    pts = [(0.5, 0.5), (0.2, 0.9), (0.3, 0.3)]  # HV after 1, 2, 3: 0.25, 0.28, 0.50
+    assert ev.hv_trajectory(pts) == pytest.approx([0.25, 0.28, 0.50])
+    assert ev.evaluations_to_reach(pts, 0.28) == 2
+    assert ev.evaluations_to_reach(pts, 0.30) == 3
+    assert ev.evaluations_to_reach(pts, 0.60) is None
+    assert ev.hypervolume([(1.2, 0.1)]) == 0.0  # outside the reference box
+
+
+def _search(test, ratio, points):
+    return {"test_accuracy": test, "compression_ratio": ratio, "points": points}
+
+
+def _units(seed: int, limited: float, unlimited_ratio: float) -> dict:
+    fp = {"fp32": {"test_accuracy": 0.90 + seed * 0.01},
+          "fp32_distilled": {"test_accuracy": 0.91 + seed * 0.01}}  # fmt: skip
+    uni = {f"uniform{b}": {"test_accuracy": 0.8} for b in (8, 4, 2)}
+    return {
+        "limited": {**_search(limited, 9.0, [(0.2, 0.1), (0.1, 0.5)]), **fp, "wall_s": 60},
+        "unlimited": _search(0.95, unlimited_ratio, [(0.1, 0.3)]),
+        "random": _search(0.85, 8.5, [(0.3, 0.1), (0.25, 0.6)]),
+        "uniform": uni,
+    }
+
+
+def test_cell_aggregate_claims_pairs_and_hypervolume():
+    units = {s: _units(s, 0.92 + s * 0.01, 5.0 if s < 2 else 3.0) for s in (0, 1, 2)}
+    del units[2]["uniform"]  # seed 2 unfinished: excluded and listed as missing
+    units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972}
+    c = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
+    assert c["seeds"] == [0, 1]
+    assert c["missing"] == ["mnist5k/lenet5 seed 2 uniform", "mnist5k/lenet5 seed 0 fidelity"]
+    assert c["stronger_fp32"] == "fp32_distilled"
+    assert c["test_accuracy"]["limited"]["mean"] == pytest.approx(0.925)
+    assert c["paired"]["limited"]["mean"] == pytest.approx(0.01)  # 0.92-0.91, 0.93-0.92
+    assert c["paired"]["limited"]["low"] == pytest.approx(0.01)  # no spread: zero width
+    eight, four = c["claim"]["8x"], c["claim"]["4x"]
+    assert eight["met"] and eight["sources"] == ["limited"]
+    assert four["met"] and four["sources"] == ["unlimited"]  # 5x >= 4x: the unlimited model
+    assert four["mean_test_accuracy"] == pytest.approx(0.95)
+    h = c["hypervolume"]
+    assert h["evaluations"] == [2, 2]
+    assert h["limited"]["values"][0] == pytest.approx(0.1 * 0.5 + 0.8 * 0.9)  # 0.77
+    assert h["random"]["values"][0] == pytest.approx(0.05 * 0.4 + 0.7 * 0.9)  # 0.65
+    # random's final HV (0.65): MOGAQNN's first point alone (0.72) reaches it
+    assert h["evaluations_to_random_final"] == {"limited": [1, 1], "random": [2, 2]}
+    assert ev.claim_line(eight).startswith("at 8x claim met: MOGAQNN (limited) 92.50%")
+
+
+def test_claim_falls_back_and_fails_where_it_should():
+    limited = {"test_accuracy": 0.90, "compression_ratio": 8.5}
+    unlimited = {"test_accuracy": 0.97, "compression_ratio": 2.0}
+    pick = ev.pick_for_threshold(4.0, limited, unlimited)
+    assert pick["source"] == "limited"  # the unlimited model compresses only 2x
+    c = ev.claim_at(4.0, [pick, None], [0.91, 0.91], "fp32")
+    assert not c["met"] and "1 seed(s) without a model" in c["why"] and "pp below" in c["why"]
+    assert ev.claim_line(c).startswith("at 4x claim not met")
+
+
+def test_evidence_markdown_states_the_headline_and_missing_runs():
+    units = {s: _units(s, 0.92 + s * 0.01, 5.0) for s in (0, 1)}
+    done = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
+    empty = pt.aggregate_cell("mnist5k/vgg11", {}, [0, 1], [0, 1])
+    for c in (done, empty):
+        c["budget"] = {}
+    doc = {"profile": "standard", "smoke_check": False, "command": "c", "commit": "abc",
+           "units_ran_at": ["abc"], "machine": "m", "seeds": [0, 1],
+           "cells": {"mnist5k/lenet5": done, "mnist5k/vgg11": empty},
+           "missing": done["missing"] + empty["missing"]}  # fmt: skip
+    text = pt.evidence_markdown(doc)
+    assert "Claim met in 1 of 2 cells at 4x, 1 of 2 at 8x (1 of 2 cells have a finished" in text
+    assert (
+        "At 8x: the claim holds in mnist5k/lenet5; it does not in mnist5k/vgg11 (no finished seed)."
+    ) in text
+    assert "Smoke check" not in text
+    assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
