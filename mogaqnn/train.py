@@ -19,6 +19,7 @@ __all__ = [
     "reestimate_batchnorm",
     "train_model",
     "evaluate_accuracy",
+    "make_optimizer",
 ]
 
 
@@ -87,7 +88,7 @@ def distillation_loss(
     return (1 - s.distill_weight) * ce + s.distill_weight * t * t * kl
 
 
-def _optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     # No weight decay on quantizer scales, biases and norms: decaying a clipping range
     # shrinks it for no reason.
     decay, no_decay = [], []
@@ -124,7 +125,7 @@ def train_model(
     model.to(device).train()
     steps_per_epoch = math.ceil(len(data) / settings.batch_size)
     total_steps = max(1, round(settings.epochs * steps_per_epoch))
-    opt = _optimizer(model, settings)
+    opt = make_optimizer(model, settings)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     distil = teacher is not None and settings.distill_weight > 0
     augmented = settings.augmentation is not None and settings.augmentation.active
@@ -159,19 +160,20 @@ def train_model(
 
 @torch.no_grad()
 def reestimate_batchnorm(
-    model: nn.Module, data: LabelledImages, batches: int, batch_size: int, *, seed: int,
-    device: torch.device | str = "cpu",
+    model: nn.Module, data: LabelledImages, batches: int | None, batch_size: int, *,
+    seed: int, device: torch.device | str = "cpu",
 ) -> None:  # fmt: skip
-    """Recompute every BatchNorm's running statistics from ``batches`` training batches
-    (train-mode forward passes without gradients): widening and quantizing change the
-    statistics the pretrained ones describe. The statistics are plain averages over the
+    """Recompute every BatchNorm's running statistics from ``batches`` shuffled training
+    batches, or from all of ``data`` in order when ``batches`` is None (train-mode forward
+    passes without gradients): widening, quantizing or slicing a supernet change the
+    statistics the stored ones describe. The statistics are plain averages over the
     batches; the layers' momentum is restored afterwards.
 
     Off by default (bn_reestimate_batches 0), by val accuracy: ResNet-20 on MNIST-5k at the
     search budget, learned step sizes, 3 genomes (benchmarks/quant_ranges.py --model
     resnet20 --pretrain-epochs 2 --genomes 3), 0 batches 88.67 %, 8 batches 87.42 %."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms or batches <= 0:
+    if not norms or (batches is not None and batches <= 0):
         return
     was_training = model.training
     momenta = [m.momentum for m in norms]
@@ -180,9 +182,10 @@ def reestimate_batchnorm(
         m.momentum = None  # cumulative average
     model.to(device).train()
     gen = torch.Generator().manual_seed(seed)
-    for i, (x, _) in enumerate(iterate_batches(data, batch_size, shuffle=True, generator=gen,
+    shuffle = batches is not None
+    for i, (x, _) in enumerate(iterate_batches(data, batch_size, shuffle=shuffle, generator=gen,
                                                device=device)):  # fmt: skip
-        if i >= batches:
+        if batches is not None and i >= batches:
             break
         model(x)
     for m, momentum in zip(norms, momenta):

@@ -58,9 +58,15 @@ from ..expand import (
 )
 from ..genome import Genome
 from ..run import atomic_torch_save, load_weights, read_checkpoint
-from ..train import TrainingDiverged, TrainSettings, _optimizer, train_model
+from ..train import (
+    TrainingDiverged,
+    TrainSettings,
+    make_optimizer,
+    reestimate_batchnorm,
+    train_model,
+)
 
-__all__ = ["SUPERNET", "fitness_start", "train_supernet", "reestimate_batchnorm"]
+__all__ = ["SUPERNET", "fitness_start", "train_supernet"]
 
 SUPERNET = "supernet.pt"
 RANDOM_WIDTHS_PER_STEP = 2  # the sandwich rule's random widths, besides widest and narrowest
@@ -94,7 +100,10 @@ class SupernetStart:
     def __call__(self, genome: Genome) -> nn.Module:
         widths = group_widths(self.graph, genome.ratios)
         model = slice_model(self.supernet, self.supernet_graph, widths).to(self.device)
-        reestimate_batchnorm(model, self.train_data, self.batch_size, self.device)
+        # the supernet's statistics mix all widths (once-for-all re-estimates them so too)
+        reestimate_batchnorm(model, self.train_data, None, self.batch_size, seed=0,
+                             device=self.device)  # fmt: skip
+        model.eval()
         return model
 
 
@@ -177,7 +186,7 @@ def train_supernet(
     narrowest = [min(c) for c in width_choices]
     steps_per_epoch = math.ceil(len(data) / settings.batch_size)
     total_steps = max(1, round(settings.epochs * steps_per_epoch))
-    opt = _optimizer(supernet, settings)
+    opt = make_optimizer(supernet, settings)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     step = 0
     while step < total_steps:
@@ -203,22 +212,3 @@ def train_supernet(
     supernet.eval()
 
 
-@torch.no_grad()
-def reestimate_batchnorm(
-    model: nn.Module, data: LabelledImages, batch_size: int, device: torch.device | str
-) -> None:
-    """Replace every BatchNorm's running statistics by their plain average over ``data``:
-    the supernet's statistics mix all widths (once-for-all re-estimates them the same way)."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    model.train()
-    for x, _ in iterate_batches(data, batch_size, shuffle=False, device=device):
-        model(x)
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.eval()
