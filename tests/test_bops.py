@@ -57,6 +57,10 @@ def test_a_three_objective_search_runs_through_the_cli(tmp_path):
     assert result["config"]["objectives"] == ["error", "size", "bops"]
     assert 0 < result["chosen"]["bops"] < result["fp32"]["bops"]
     assert "Bit operations per sample" in (out / "report.html").read_text()
+    from PIL import Image
+
+    # pareto.png gains a second panel, val error against BOPs (13 x 5 in at 120 dpi)
+    assert Image.open(out / "pareto.png").size[0] > 1200
 
 
 def test_an_unknown_objective_set_is_one_clear_line(tmp_path):

@@ -180,11 +180,12 @@ def _hypervolume(
 def _fp32_point(fp32: dict[str, Any], base_val_accuracy: float) -> Point:
     """The FP32 baseline the chosen model is compared with (pretrained, then trained as many
     final epochs); a result.json without its val accuracy gets the pretrained base, so named."""
+    bops = int(fp32["bops"]) if fp32.get("bops") else None
     if fp32.get("val_accuracy") is not None:
         return Point(f"FP32 baseline ({fp32['epochs']:g} epochs)", 1.0 - fp32["val_accuracy"],
-                     int(fp32["size_bits"]))  # fmt: skip
+                     int(fp32["size_bits"]), bops=bops)  # fmt: skip
     error = 1.0 - base_val_accuracy if not math.isnan(base_val_accuracy) else math.nan
-    return Point("FP32 base (pretrained only)", error, int(fp32["size_bits"]))
+    return Point("FP32 base (pretrained only)", error, int(fp32["size_bits"]), bops=bops)
 
 
 def _out_widths(path: Path, layers: list[str]) -> dict[str, int]:

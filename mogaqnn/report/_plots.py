@@ -30,30 +30,52 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_pareto(data: ReportData, path: str | Path) -> Path:
-    """Every evaluated individual on (size, val error), the last front, and references."""
+    """Every evaluated individual on (size, val error), the last front, and references; with
+    BOPs as a third objective, a second panel on (BOPs, val error)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    kib = [t.size_bits / KIB_BITS for t in data.trials]
-    err = [100 * t.error for t in data.trials]
-    ax.scatter(kib, err, s=18, c="0.65", label="evaluated individuals", zorder=2)
-    front = sorted(data.front, key=lambda t: t.size_bits)
-    ax.plot([t.size_bits / KIB_BITS for t in front], [100 * t.error for t in front], "o-",
+    three = len(data.hv_reference) == 3 and all(t.bops is not None for t in data.front)
+    fig, axes = plt.subplots(1, 2 if three else 1, figsize=(13, 5) if three else (7.5, 5),
+                             squeeze=False)  # fmt: skip
+    _objective_panel(axes[0][0], data, lambda p: p.size_bits / KIB_BITS,
+                     "model size (KiB, log scale)", connect=not three)  # fmt: skip
+    if three:  # the front of three objectives is no line in either projection
+        _objective_panel(axes[0][1], data, lambda p: p.bops, "bit operations per sample "
+                         "(log scale)", connect=False)  # fmt: skip
+    fig.suptitle(f"MOGAQNN search: {data.title}")
+    # the size panel holds every kind of point (the uniform-bit references have no BOPs)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][-1].legend(handles, labels, fontsize=8, loc="center left",
+                       bbox_to_anchor=(1.01, 0.5), frameon=False)  # fmt: skip
+    return _save(fig, Path(path))
+
+
+def _objective_panel(ax: Any, data: ReportData, x_of: Any, xlabel: str, connect: bool) -> None:
+    """Val error against one cost (``x_of`` a point's size in KiB or its BOPs)."""
+    points = [t for t in data.trials if x_of(t) is not None]
+    ax.scatter([x_of(t) for t in points], [100 * t.error for t in points], s=18, c="0.65",
+               label="evaluated individuals", zorder=2)  # fmt: skip
+    front = sorted((t for t in data.front if x_of(t) is not None), key=x_of)
+    ax.plot([x_of(t) for t in front], [100 * t.error for t in front], "o-" if connect else "o",
             color="tab:red", ms=6, lw=1.2, label="last population's front", zorder=3)  # fmt: skip
-    ax.scatter([data.fp32.size_bits / KIB_BITS], [100 * data.fp32.error], marker="*", s=180,
-               c="black", label=data.fp32.label, zorder=4)  # fmt: skip
-    for i, ref in enumerate(data.references):
-        ax.scatter([ref.size_bits / KIB_BITS], [100 * ref.error], marker="^", s=70, c=f"C{i}",
-                   edgecolors="black", linewidths=0.5, label=ref.label, zorder=4)  # fmt: skip
+    for i, ref in enumerate([data.fp32, *data.references]):
+        if x_of(ref) is None:
+            continue
+        style = ({"marker": "*", "s": 180, "c": "black"} if i == 0 else
+                 {"marker": "^", "s": 70, "c": f"C{i - 1}", "edgecolors": "black",
+                  "linewidths": 0.5})  # fmt: skip
+        ax.scatter([x_of(ref)], [100 * ref.error], label=ref.label, zorder=4, **style)
     c = data.chosen
-    ax.scatter([c.size_bits / KIB_BITS], [100 * c.error], s=160, facecolors="none",
-               edgecolors="tab:green", linewidths=2, zorder=5)  # fmt: skip
-    ax.annotate(
-        f"chosen ({c.label})\n{100 * (1 - c.error):.1f}% val acc, {c.size_bits / KIB_BITS:.1f} KiB",
-        (c.size_bits / KIB_BITS, 100 * c.error), xytext=(0.5, 0.93), textcoords="axes fraction",
-        ha="center", va="top", fontsize=9, color="tab:green",
-        arrowprops={"arrowstyle": "->", "color": "tab:green"},
-        bbox={"boxstyle": "round", "fc": "white", "ec": "tab:green", "alpha": 0.9},
-    )  # fmt: skip
+    if x_of(c) is not None:
+        ax.scatter([x_of(c)], [100 * c.error], s=160, facecolors="none",
+                   edgecolors="tab:green", linewidths=2, zorder=5)  # fmt: skip
+        ax.annotate(
+            f"chosen ({c.label})\n{100 * (1 - c.error):.1f}% val acc, "
+            f"{c.size_bits / KIB_BITS:.1f} KiB",
+            (x_of(c), 100 * c.error), xytext=(0.5, 0.93), textcoords="axes fraction",
+            ha="center", va="top", fontsize=9, color="tab:green",
+            arrowprops={"arrowstyle": "->", "color": "tab:green"},
+            bbox={"boxstyle": "round", "fc": "white", "ec": "tab:green", "alpha": 0.9},
+        )  # fmt: skip
     ax.set_xscale("log")
     # Plain numbers at 1, 2, 5 x 10^k: the default minor labels (3x10^1 4x10^1) collide.
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -61,12 +83,9 @@ def plot_pareto(data: ReportData, path: str | Path) -> Path:
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("model size (KiB, log scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation error (%)")
-    ax.set_title(f"MOGAQNN search: {data.title}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return _save(fig, Path(path))
 
 
 def plot_hypervolume(data: ReportData, path: str | Path) -> Path:
