@@ -177,7 +177,8 @@ FIELD_HELP: dict[str, str] = {
     "of the base's channels), scratch (float training from scratch on the search subset) or "
     "supernet (a slice of one weight-sharing network trained once per run)",
     "select": "rule choosing the final individual from the last front: match-fp32 (the "
-    "smallest whose val accuracy reaches the FP32 base fine-tuned the same way, else the most "
+    "smallest whose val accuracy reaches the FP32 architecture started and fine-tuned as the "
+    "individuals are, else the most "
     "accurate), accuracy (highest val accuracy, ties to the smaller) or smallest",
     "max_size_kib": "size constraint on the chosen individual, in KiB",
     "seed_population": "put uniform individuals (8, 4, 3, 2 weight bits as allowed, 8-bit "

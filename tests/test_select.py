@@ -33,11 +33,10 @@ def test_match_fp32_takes_the_smallest_that_reaches_fp32_else_the_most_accurate(
     assert choice.trial is chosen and choice.rule == applied
     if applied == "accuracy":
         assert choice.reason == (
-            "no individual of the front reaches the fine-tuned FP32 base's 99.00%, so the "
-            "most accurate"
+            "no individual of the front reaches the FP32 reference's 99.00%, so the most accurate"
         )
     else:
-        assert f"reaches the fine-tuned FP32 base's {fp32:.2%}" in choice.reason
+        assert f"reaches the FP32 reference's {fp32:.2%}" in choice.reason
 
 
 def test_the_other_rules_and_the_size_limit():

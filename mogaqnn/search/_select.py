@@ -77,11 +77,11 @@ def choose(
             chosen = _smallest(matching)
             return Choice(chosen, front, rule,
                           f"the smallest of the {len(matching)} individual(s) of the front whose "
-                          f"val accuracy reaches the fine-tuned FP32 base's "
+                          f"val accuracy reaches the FP32 reference's "
                           f"{fp32_accuracy:.2%}")  # fmt: skip
         chosen = _most_accurate(front)
         return Choice(chosen, front, "accuracy",
-                      f"no individual of the front reaches the fine-tuned FP32 base's "
+                      f"no individual of the front reaches the FP32 reference's "
                       f"{fp32_accuracy:.2%}, so the most accurate")  # fmt: skip
     return Choice(_most_accurate(front), front, "accuracy",
                   "the most accurate individual of the front (ties to the smaller)")  # fmt: skip
