@@ -74,7 +74,13 @@ import mogaqnn
 from mogaqnn.data import Augmentation, load_dataset
 from mogaqnn.errors import MogaqnnError
 from mogaqnn.models import create_model
-from mogaqnn.run import augmentation_for, load_run, load_run_data, train_settings
+from mogaqnn.run import (
+    augmentation_for,
+    expansion_graph,
+    load_run,
+    load_run_data,
+    train_settings,
+)
 from mogaqnn.search import run_evaluator
 from mogaqnn.search._store import STUDY_NAME, open_storage
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
@@ -131,10 +137,12 @@ def cell_config(profile: str, model: str, dataset: str, seed: int, device: str,
 
 
 def fp32_kib_of(model: str, dataset: str) -> float:
+    """The FP32 size of ``model`` on ``dataset`` as result.json counts it (BatchNorm folded)."""
     data = load_dataset(dataset, val_fraction=0.1, seed=0)  # only the shapes are used
     net = create_model(model, in_channels=data.in_channels, num_classes=data.num_classes,
                        image_size=data.image_size)  # fmt: skip
-    return fp32_size_bits(net) / KIB_BITS
+    example = torch.zeros(2, data.in_channels, data.image_size, data.image_size)
+    return fp32_size_bits(net, expansion_graph(net, example, "auto").bn_fold) / KIB_BITS
 
 
 def evaluated_points(run_dir: Path, fp32_bits: int) -> np.ndarray:

@@ -30,12 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from paper_table import fp32_kib_of  # benchmarks/paper_table.py, beside this file
 
 from mogaqnn import SearchConfig, search
-from mogaqnn.models import create_model
-from mogaqnn.run import expansion_graph
 from mogaqnn.search import Evaluator
-from mogaqnn.size import KIB_BITS, fp32_size_bits
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
     # the code before issues 10-12: first-128 calibration, fixed ranges, no distillation,
@@ -87,17 +85,10 @@ def first_128_calibration(on: bool):
         Evaluator.calibration_images = original  # type: ignore[method-assign]
 
 
-def fp32_kib(model: str) -> float:
-    """The FP32 size of ``model`` on MNIST-5k, BatchNorm folded, as result.json counts it."""
-    net = create_model(model, in_channels=1, num_classes=10, image_size=28)
-    graph = expansion_graph(net, torch.zeros(2, 1, 28, 28), "auto")
-    return fp32_size_bits(net, graph.bn_fold) / KIB_BITS
-
-
 def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -> dict[str, Any]:
     config_keys = {k: v for k, v in overrides.items() if not k.startswith("_")}
     if overrides.get("_size_limit"):
-        config_keys["max_size_kib"] = fp32_kib(model) / overrides["_size_limit"]
+        config_keys["max_size_kib"] = fp32_kib_of(model, "mnist5k") / overrides["_size_limit"]
     out = Path(args.runs) / f"{model}-{row}-s{seed}"
     if out.exists():  # a half-finished cell starts again: its config may differ
         shutil.rmtree(out)

@@ -15,6 +15,7 @@ linear layer becomes that layer's bias (a new one when it had none).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from .quant import QuantLayer
 __all__ = [
     "SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS", "ACT_SCALE_BITS", "layer_macs",
     "bit_operations",
+    "bit_operations_at",
 ]
 
 KIB_BITS = 8 * 1024
@@ -127,12 +129,12 @@ def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
 def bit_operations(model: nn.Module, macs: Mapping[str, int]) -> int:
     """BOPs = Σ over quantized layers of MACs × weight bits × activation bits (``macs`` from
     :func:`layer_macs`); a layer left in float counts at 32 × 32 bits."""
-    total = 0
-    for name, m in model.named_modules():
-        if name not in macs:
-            continue
-        if isinstance(m, QuantLayer):
-            total += macs[name] * m.weight_bits * m.act_bits
-        else:
-            total += macs[name] * FLOAT_BITS * FLOAT_BITS
-    return total
+    bits = {name: (m.weight_bits, m.act_bits) for name, m in model.named_modules()
+            if isinstance(m, QuantLayer)}  # fmt: skip
+    return bit_operations_at(macs, bits)
+
+
+def bit_operations_at(macs: Mapping[str, int], bits: Mapping[str, tuple[int, int]]) -> int:
+    """The same count from the layers' (weight bits, activation bits) alone, without a
+    quantized model: a layer of ``macs`` missing from ``bits`` is float (32 × 32)."""
+    return sum(n * math.prod(bits.get(name, (FLOAT_BITS, FLOAT_BITS))) for name, n in macs.items())

@@ -11,10 +11,10 @@ from torch import nn
 
 from ..config import SearchConfig
 from ..data import DatasetSplits
-from ..expand import ModelGraph
-from ..genome import Genome, SearchSpace, build_individual
+from ..expand import ModelGraph, widen_model
+from ..genome import Genome, SearchSpace
 from ..run import RunContext, augmentation_for, resolve_device, subset, train_settings
-from ..size import bit_operations, layer_macs
+from ..size import bit_operations_at, layer_macs
 from ._evaluate import Evaluator
 from ._fitness_start import fitness_start
 
@@ -70,16 +70,18 @@ def run_evaluator(run: RunContext, data: DatasetSplits, device: str | None = Non
 
 def bops_counter(evaluator: Evaluator) -> Callable[[Genome], int]:
     """The bit operations of a genome's network per input sample (MACs at the dataset's
-    input shape x weight bits x activation bits); MACs depend on the widths only, so they
-    are counted once per set of expansion ratios."""
+    input shape x weight bits x activation bits). MACs depend on the widths only: they are
+    counted once per set of expansion ratios on the widened float network, and the bits
+    come from the genome, so no individual is built for its count."""
     example = evaluator.val_data.x[:1]
     macs_by_ratios: dict[tuple[float, ...], dict[str, int]] = {}
 
     def count(genome: Genome) -> int:
-        model = build_individual(evaluator.base, evaluator.graph, evaluator.space, genome)
         if genome.ratios not in macs_by_ratios:
-            device = next(model.parameters()).device
-            macs_by_ratios[genome.ratios] = layer_macs(model, example.to(device))
-        return bit_operations(model, macs_by_ratios[genome.ratios])
+            wide = widen_model(evaluator.base, evaluator.graph, genome.ratios)
+            device = next(wide.parameters()).device
+            macs_by_ratios[genome.ratios] = layer_macs(wide, example.to(device))
+        return bit_operations_at(macs_by_ratios[genome.ratios],
+                                 evaluator.space.layer_bits(genome))  # fmt: skip
 
     return count
