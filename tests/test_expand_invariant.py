@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from mogaqnn.expand import analyze_model, widen_model
+from mogaqnn.models import create_model
 
 
 def _rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -287,3 +288,17 @@ def test_grouped_convolutions_widen_each_block_by_the_same_ratio():
     assert wide.g4.groups == 4 and wide.g2.groups == 2
     assert _rel_diff(wide(x), model(x)) < 1e-4
     _check_widenings(model, x)
+
+
+@pytest.mark.parametrize("make", [lambda: create_model("resnet20", in_channels=1,
+                                                        num_classes=10, image_size=8),
+                                  Grouped])  # fmt: skip
+def test_widening_keeps_the_model_on_its_device(make):
+    # The channel maps live on the CPU; a model elsewhere (CUDA for users; the meta device
+    # stands in here) must be widened there, noise included, without a device mismatch.
+    model, x = make(), torch.randn(2, 1, 8, 8)
+    graph = analyze_model(model, x)
+    wide = widen_model(model.to("meta"), graph, [1.5] * len(graph.groups), noise_std=0.01)
+    tensors = [*wide.parameters(), *wide.buffers()]
+    assert tensors and all(t.device.type == "meta" for t in tensors)
+    assert wide(x.to("meta")).shape == (2, 10 if hasattr(model, "layer1") else 3)

@@ -110,9 +110,10 @@ def widen_model(
 def _grow_output(
     mod: nn.Module, m: torch.Tensor, width: int, noise_std: float, gen: torch.Generator
 ) -> None:
+    m = m.to(mod.weight.device)  # the maps live on the CPU (seeded generator), any model not
     w = mod.weight[m].clone()
     if noise_std > 0:
-        noise = torch.randn(w[width:].shape, generator=gen) * noise_std
+        noise = (torch.randn(w[width:].shape, generator=gen) * noise_std).to(w.device)
         w[width:] = w[width:] * (1 + noise)  # only the copies: the originals stay exact
     mod.weight = nn.Parameter(w)
     if getattr(mod, "bias", None) is not None:
@@ -123,8 +124,15 @@ def _grow_output(
         mod.out_features = len(m)  # type: ignore[assignment]
 
 
+def _device(mod: nn.Module) -> torch.device:
+    for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)):
+        return t.device
+    return torch.device("cpu")
+
+
 def _grow_per_channel(mod: nn.Module, m: torch.Tensor) -> None:
     """BatchNorm (affine and running statistics) or a depthwise conv: copy per channel."""
+    m = m.to(_device(mod))
     if isinstance(mod, nn.Conv2d):  # depthwise: weight [C, 1, k, k], groups == C
         mod.weight = nn.Parameter(mod.weight[m].clone())
         if mod.bias is not None:
@@ -145,6 +153,7 @@ def _grow_per_channel(mod: nn.Module, m: torch.Tensor) -> None:
 
 def _grow_input(mod: nn.Module, index: torch.Tensor, divisor: torch.Tensor) -> None:
     shape = (1, -1) + (1,) * (mod.weight.dim() - 2)
+    index, divisor = index.to(mod.weight.device), divisor.to(mod.weight.device)
     mod.weight = nn.Parameter(mod.weight[:, index] / divisor.view(shape))
     if isinstance(mod, nn.Conv2d):
         mod.in_channels = len(index)
@@ -161,7 +170,8 @@ def _grow_grouped_input(
     old_block = consumer.segments[0].channels // groups
     new_block = len(index) // groups
     local = index.view(groups, new_block) - (torch.arange(groups) * old_block)[:, None]
-    div = divisor.view(groups, new_block)
+    local = local.to(mod.weight.device)
+    div = divisor.view(groups, new_block).to(mod.weight.device)
     out_block = mod.weight.shape[0] // groups
     rows = []
     for b in range(groups):
