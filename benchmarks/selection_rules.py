@@ -141,7 +141,7 @@ def summarise(runs: list[Path], choices: dict[str, dict[str, int]], trained: dic
             val_gap.append((row["val_accuracy"] - facts["fp32"]["val_accuracy"]) * 100)
             test_gap.append((row["test_accuracy"] - facts["fp32"]["test_accuracy"]) * 100)
             comp.append(facts["fp32_bits"] / facts["sizes"][choices[str(run)][rule]])
-        lines.append(f"| {rule} | {len(val_gap)} | {_ms(val_gap)} | {_ms(comp, 1, "")}x | "
+        lines.append(f"| {rule} | {len(val_gap)} | {_ms(val_gap)} | {_ms(comp, 1, '')}x | "
                      f"{_ms(test_gap)} |")  # fmt: skip
     return "\n".join(lines)
 
