@@ -397,7 +397,9 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 def git_commit() -> str:
     out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+    # results files written by the run itself do not make the code dirty
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":!benchmarks/results"],
                            capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip
     return out.stdout.strip() + ("+uncommitted" if dirty else "")
 
