@@ -696,8 +696,9 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
         "FP32 size / 8, 4x on the unlimited search's choice where it compresses 4x or more, "
         "else on the limited one.",
         "",
-        *[f"At {t}: the claim holds in {', '.join(ok) or 'no cell'}; it does not in "
-          f"{', '.join(no) or 'no cell'}." for t, (ok, no) in verdicts.items()],
+        *[f"At {t}: the claim holds in {', '.join(ok) or 'no cell'}; "
+          + (f"it does not in {', '.join(no)}." if no else "it fails in none.")
+          for t, (ok, no) in verdicts.items()],
         "",
         f"Command: `{doc['command']}`  ",
         f"Commit: {doc['commit']} (units ran at {', '.join(doc['units_ran_at']) or '—'})  ",
