@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import statistics
@@ -92,10 +93,12 @@ def _search_val_count(run) -> int:
     return min(n, len(data.val)) if n else len(data.val)
 
 
-def train_trial(run_dir: Path, trial: int, device: str) -> dict[str, Any]:
-    """The run's final recipe for one trial: final val and test accuracy, size."""
+def train_trial(run_dir: Path, trial: int, device: str,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The run's final recipe for one trial (``overrides``: config keys changed for this
+    training only): final val and test accuracy."""
     run = load_run(run_dir)
-    cfg = run.config
+    cfg = dataclasses.replace(run.config, **(overrides or {}))
     data = load_run_data(run)
     evaluator = run_evaluator(run, data, device=device)
     aug = augmentation_for(cfg, data)
