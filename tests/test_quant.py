@@ -12,6 +12,7 @@ from mogaqnn.quant import (
     fake_quant_per_tensor,
     int_range,
     lsq_per_tensor,
+    quantizable_layers,
     quantize_model,
     set_range_mode,
     weight_scale_for,
@@ -178,3 +179,24 @@ def test_learned_activation_step_has_the_gradients_of_torchs_learnable_op(signed
     assert torch.equal(lsq_per_tensor(x, s, 4, signed), ref)
     assert torch.equal(x.grad, x_ref.grad)
     torch.testing.assert_close(s.grad, s_ref.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_timm_layers_that_compute_as_torch_ones_are_quantized_and_others_stay_float():
+    from mogaqnn.models._external import external_model
+
+    def build(name: str) -> nn.Module:
+        return external_model(f"timm:{name}", in_channels=1, num_classes=10, note=print)
+
+    head = build("mobilenetv3_small_050")  # its classifier is timm's Linear
+    assert type(head.classifier).__module__.startswith("timm")
+    assert "classifier" in quantizable_layers(head)
+    x = torch.randn(2, 1, 32, 32)
+    float_out = head.eval()(x)
+    quantize_model(head, {"classifier": (8, 8)})
+    assert isinstance(head.classifier, QuantLinear)
+    assert torch.allclose(head(x), float_out, atol=0.05 * float_out.abs().max().item())
+
+    same = build("tf_efficientnet_b0")  # Conv2dSame pads at run time: not a plain Conv2d
+    names = set(quantizable_layers(same))
+    padded = [n for n, m in same.named_modules() if type(m).__name__ == "Conv2dSame"]
+    assert padded and not names & set(padded)

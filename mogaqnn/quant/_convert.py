@@ -16,11 +16,22 @@ LayerBits = Mapping[str, tuple[int, int]]
 """Layer name -> (weight bits, input activation bits)."""
 
 _QUANT_CLASS: dict[type[nn.Module], type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
+# Subclasses that compute exactly what their torch base does, so its quantized twin can take
+# their place. Other subclasses stay float: their forward may differ (timm's Conv2dSame pads
+# at run time). timm's Linear only adds a TorchScript dtype cast (timm models' heads).
+_PLAIN_SUBCLASSES: dict[str, type[nn.Module]] = {"timm.layers.linear.Linear": nn.Linear}
+
+
+def _quant_class(layer: nn.Module) -> type | None:
+    kind = type(layer)
+    plain = _PLAIN_SUBCLASSES.get(f"{kind.__module__}.{kind.__qualname__}", kind)
+    return _QUANT_CLASS.get(plain)
 
 
 def quantizable_layers(model: nn.Module) -> list[str]:
-    """Names of every Conv2d and Linear, in module order (the genome's layer order)."""
-    return [n for n, m in model.named_modules() if type(m) in _QUANT_CLASS]
+    """Names of every Conv2d and Linear (and subclass known to compute the same), in module
+    order (the genome's layer order)."""
+    return [n for n, m in model.named_modules() if _quant_class(m) is not None]
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -39,7 +50,7 @@ def quantize_model(model: nn.Module, bits: LayerBits) -> nn.Module:
             layer = model.get_submodule(name)
         except AttributeError as exc:
             raise ModelError(f"the model has no layer named {name!r} to quantize") from exc
-        cls = _QUANT_CLASS.get(type(layer))
+        cls = _quant_class(layer)
         if cls is None:
             raise ModelError(f"layer {name!r} is a {type(layer).__name__}, not Conv2d or Linear")
         _set_submodule(model, name, cls.from_float(layer, w_bits, a_bits))
