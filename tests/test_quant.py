@@ -200,3 +200,29 @@ def test_timm_layers_that_compute_as_torch_ones_are_quantized_and_others_stay_fl
     names = set(quantizable_layers(same))
     padded = [n for n, m in same.named_modules() if type(m).__name__ == "Conv2dSame"]
     assert padded and not names & set(padded)
+
+
+@pytest.mark.parametrize("bits", [12, 16])
+def test_wide_quantizers_keep_their_calibrated_range_under_lsq(bits):
+    # Learned 12/16-bit scales are ~1e-4 to 1e-6: one Adam step drove them below zero and
+    # the network to chance. They keep the calibrated range; 8 bits and fewer still learn.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    quantize_model(model, {"0": (bits, bits), "2": (4, bits)})
+    calibrate(model, torch.randn(64, 16))
+    set_range_mode(model, "lsq")
+    learned = {n for n, _ in model.named_parameters() if n.endswith("_scale")}
+    assert learned == {"2.learned_weight_scale"}  # only the 4-bit weights learn their scale
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)  # qat_lr's default
+    target = torch.randn(4, 16)
+    for _ in range(20):
+        x = torch.randn(64, 16)
+        loss = (model(x) - x @ target.T).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x = torch.randn(256, 16).clamp(-2.5, 2.5)  # inside the calibrated input range
+    with torch.no_grad():
+        as_float = nn.functional.linear(x, model[0].weight, model[0].bias)
+        err = (model[0].eval()(x) - as_float).abs().max() / as_float.abs().max()
+    assert err < 1e-3  # 12/16 bits: as float (a collapsed scale: the output is the bias)
