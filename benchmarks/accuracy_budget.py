@@ -5,7 +5,8 @@ Val accuracy (never test) of the FP32 base; of the individual widened but not qu
 only its activations quantized; with both (the individual itself). Each right after
 building (calibrated, no training), after the search's fine-tune (the run's Evaluator: its
 subset, budget, seed and recipe) and, with ``--final``, after the final training (the run's
-final recipe on the full training split, distilled from the base when the run distils).
+final start, ``final_init``, and recipe on the full training split, distilled from the base
+when the run distils), beside the FP32 baseline (the base given the same final epochs).
 Then per-layer sensitivity: every layer at 8/8 bits (the individual's widths), one layer's
 weights or activations at ``--low`` bits, after the search's fine-tune; the drop says where
 low precision hurts.
@@ -34,6 +35,7 @@ from mogaqnn.run import (
     trial_genome,
 )
 from mogaqnn.search import run_evaluator
+from mogaqnn.search._width import final_start
 from mogaqnn.train import Teacher, evaluate_accuracy, train_model
 
 FLOAT_BITS = 16  # numerically float for these networks, through the same quantized layers
@@ -69,7 +71,8 @@ def main() -> None:
         "activations quantized": Genome(flt, genome.act_bits, genome.ratios),
         "both (the individual)": genome,
     }
-    final_settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, augmentation_for(cfg, data))
+    aug = augmentation_for(cfg, data)
+    final_settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
     teacher = Teacher(copy.deepcopy(run.base)) if cfg.distill_weight > 0 else None
     print(f"{run.root}: {cfg.model} on {cfg.dataset}, individual {args.individual}, "
           f"genome {genome.key()}; val accuracy in % (search subset {len(evaluator.val_data)} "
@@ -82,11 +85,16 @@ def main() -> None:
         built = evaluate_accuracy(evaluator.build(g), evaluator.val_data)
         tuned = evaluator(g).val_accuracy
         line = f"{name:<24}{built:>9.2%}{tuned:>12.2%}"
-        if args.final:
-            model = evaluator.build(g)
+        if args.final:  # the run's final start (final_init) and recipe
+            model = final_start(cfg, run.root, evaluator, g, data, aug, evaluator.device,
+                                lambda m: None, cache=False)  # fmt: skip
             train_model(model, data.train, final_settings, seed=cfg.seed, teacher=teacher)
             line += f"{evaluate_accuracy(model, data.val):>18.2%}"
         print(line, flush=True)
+    if args.final:  # what the claim is judged against: the base given the final epochs
+        fp32 = copy.deepcopy(run.base)
+        train_model(fp32, data.train, final_settings, seed=cfg.seed)
+        print(f"{'FP32 baseline':<24}{'':>9}{'':>12}{evaluate_accuracy(fp32, data.val):>18.2%}")
     if args.no_sensitivity:
         return
     eight = Genome((8,) * n, (8,) * n, genome.ratios)
