@@ -55,14 +55,15 @@ def main() -> int:
                   f"{row.get('val_accuracy', float('nan')):.2%}", flush=True)  # fmt: skip
     lines = ["| epochs float + QAT | runs | val gap pp (judged) | test gap pp (record) |",
              "| --- | --- | --- | --- |"]  # fmt: skip
+    facts_of = {str(run): run_facts(run) for run in runs}  # read once, not per shift
+    cfg = load_run(runs[0]).config
     for k in shifts:
         val, test = [], []
         for run in runs:
-            row, facts = done.get((str(run), k)), run_facts(run)
+            row, facts = done.get((str(run), k)), facts_of[str(run)]
             if row and "val_accuracy" in row:
                 val.append((row["val_accuracy"] - facts["fp32"]["val_accuracy"]) * 100)
                 test.append((row["test_accuracy"] - facts["fp32"]["test_accuracy"]) * 100)
-        cfg = load_run(runs[0]).config
         lines.append(f"| {cfg.pretrain_epochs - k:g} + {cfg.final_epochs + k:g} | {len(val)} | "
                      f"{_ms(val)} | {_ms(test)} |")  # fmt: skip
     table = "\n".join(lines)

@@ -134,10 +134,11 @@ def summarise(runs: list[Path], choices: dict[str, dict[str, int]], trained: dic
         "| rule | runs | val gap pp (judged) | compression | test gap pp (record) |",
         "| --- | --- | --- | --- | --- |",
     ]
+    facts_of = {str(run): run_facts(run) for run in runs}  # read once, not per rule
     for rule in rules:
         val_gap, test_gap, comp = [], [], []
         for run in runs:
-            facts = run_facts(run)
+            facts = facts_of[str(run)]
             row = trained.get((str(run), choices[str(run)][rule]))
             if not row or "val_accuracy" not in row:
                 continue
