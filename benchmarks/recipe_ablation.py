@@ -94,7 +94,7 @@ def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -
         shutil.rmtree(out)
     config = SearchConfig.from_mapping({
         **SearchConfig().to_dict(), **DEMO, **(TINY if args.tiny else {}), **config_keys,
-        "model": model, "seed": seed, "out": str(out), "progress": False, "device": "cpu",
+        "model": model, "seed": seed, "out": str(out), "progress": False, "device": args.device,
     })  # fmt: skip
     t0 = time.perf_counter()
     with first_128_calibration(bool(overrides.get("_first_128"))):
@@ -110,8 +110,15 @@ def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -
         "compression": r["chosen"]["compression_ratio"],
         "evaluations_per_min": r["search"]["evaluations"] / r["timing"]["search_s"] * 60,
         "claim": r.get("claim"), "wall_s": wall, "tiny": args.tiny, "commit": COMMIT,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "device": device_name(args.device),
     }  # fmt: skip
+
+
+def device_name(device: str) -> str:
+    """What ran the cell, for the table: a GPU's name, or the CPU's threads."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu x{torch.get_num_threads()}"
 
 
 def _ms(values: list[float], scale: float = 100.0, fmt: str = ".2f") -> str:
@@ -136,8 +143,8 @@ def summary(results: Path) -> str:
         lines += [f"## {model}", "",
                   "| row | seeds | chosen val | chosen test | FP32 val | FP32 test | FP32 "
                   "distilled val | FP32 distilled test | claim gap pp | compression | "
-                  "evaluations/min |",
-                  "|" + " --- |" * 11]  # fmt: skip
+                  "evaluations/min | ran on |",
+                  "|" + " --- |" * 12]  # fmt: skip
         rows = sorted({c["row"] for c in cells if c["model"] == model},
                       key=lambda r: order.get(r, math.inf))  # fmt: skip
         for row in rows:
@@ -150,7 +157,8 @@ def summary(results: Path) -> str:
                 f"{_ms([c['fp32_distilled_val'] for c in cs])} | "
                 f"{_ms([c['fp32_distilled_test'] for c in cs])} | {_ms(gaps)} | "
                 f"{_ms([c['compression'] for c in cs], 1.0, '.1f')} | "
-                f"{_ms([c['evaluations_per_min'] for c in cs], 1.0, '.1f')} |"
+                f"{_ms([c['evaluations_per_min'] for c in cs], 1.0, '.1f')} | "
+                f"{', '.join(sorted({c.get('device', 'cpu x1') for c in cs}))} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -165,6 +173,7 @@ def main() -> int:
     p.add_argument("--runs", default="runs/recipe_ablation", help="run directories")
     p.add_argument("--tiny", action="store_true", help="a smoke-test budget, not a result")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     results = Path(args.results)
