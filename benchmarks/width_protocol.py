@@ -114,13 +114,22 @@ def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -
             "val_accuracy": evaluate_accuracy(net, data.val, device=device),
             "test_accuracy": evaluate_accuracy(net, data.test, device=device),
             "size_kib": size / KIB_BITS, "compression": fp32_bits / size,
-            "seconds": time.perf_counter() - t0,
+            "seconds": time.perf_counter() - t0, "commit": args.commit,
+            "device": device_name(device, args.threads),
         }  # fmt: skip
         doc["cells"].append(cell)
         save()
         print(f"{model} {dataset} seed {seed} {label:<11} {protocol:<8} val "
               f"{cell['val_accuracy']:.2%} test {cell['test_accuracy']:.2%} "
               f"{cell['size_kib']:.1f} KiB ({cell['seconds']:.0f} s)", flush=True)  # fmt: skip
+
+
+def device_name(device: torch.device | str, threads: int) -> str:
+    """What ran a cell, for the table: a GPU's name, or the CPU's threads."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu x{threads}"
 
 
 def budget_of(cfg: mogaqnn.SearchConfig) -> dict[str, Any]:
@@ -147,17 +156,26 @@ def table(doc: dict, budget: dict[str, Any]) -> str:
         out += [
             f"### {model}, {dataset} (seeds {', '.join(map(str, seeds))}; accuracy %, mean ± std)",
             "",
+            f"ran on {', '.join(sorted({c.get('device', '?') for c in cells}))}, commit "
+            f"{', '.join(sorted({c.get('commit', '?') for c in cells}))}; "
+            f"{len(cells)} of {len(seeds) * len(VARIANTS) * len(PROTOCOLS)} cells, "
+            f"{sum(c['seconds'] for c in cells):.0f} s",
+            "",
             "| variant | size KiB | compression | widened val | widened test | scratch val "
             "| scratch test |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for label, _, _ in VARIANTS:
-            mine = [c for c in cells if c["variant"] == label]
-            if not mine:
+            of_variant = [c for c in cells if c["variant"] == label]
+            if not of_variant:
                 continue
-            row = [label, f"{mine[0]['size_kib']:.1f}", f"{mine[0]['compression']:.1f}x"]
+            row = [
+                label,
+                f"{of_variant[0]['size_kib']:.1f}",
+                f"{of_variant[0]['compression']:.1f}x",
+            ]
             for protocol in PROTOCOLS:
-                p = [c for c in mine if c["protocol"] == protocol]
+                p = [c for c in of_variant if c["protocol"] == protocol]
                 row += [_mean_std([c["val_accuracy"] for c in p]),
                         _mean_std([c["test_accuracy"] for c in p])]  # fmt: skip
             out.append("| " + " | ".join(row) + " |")
@@ -184,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    args.commit = commit
 
     def save() -> None:
         doc["last_invocation"] = {
@@ -200,18 +219,16 @@ def main(argv: list[str] | None = None) -> int:
             for seed in (int(s) for s in args.seeds.split(",")):
                 run_cell_group(model, dataset, seed, args, doc, save)
     save()
-    inv = doc["last_invocation"]
     budget = budget_of(mogaqnn.SearchConfig(pretrain_epochs=args.pretrain_epochs,
                                             final_epochs=args.final_epochs))  # fmt: skip
-    cell_s = sum(c["seconds"] for c in doc["cells"] if c["budget"] == budget)
     text = "\n".join([
         "# Width protocol: widened from the base vs trained at its own width",
         "",
-        f"last command: `{inv['command']}`  ",
-        f"commit {inv['commit']}, {inv['machine']}, torch {inv['torch']}, {inv['threads']} "
-        f"thread(s), wall time of that invocation {inv['wall_s']:.0f} s; the cells below took "
-        f"{cell_s:.0f} s in all (without the bases' pretraining; each float pretraining at a "
-        "width counted in the first cell that used it)  ",
+        "command: `python benchmarks/width_protocol.py --models M --datasets D --seeds S "
+        f"--pretrain-epochs {args.pretrain_epochs:g} --final-epochs {args.final_epochs:g}` "
+        "(with `--device cuda` for the cells run on a GPU); each table says what ran it, at "
+        "which commit, and the seconds its cells took (without the bases' pretraining; each "
+        "float pretraining at a width counted in the first cell that used it)  ",
         f"budget: pretrain {args.pretrain_epochs:g} + final {args.final_epochs:g} epochs for "
         f"every model (FP32 x1.0 widened is the FP32 baseline); activations {ACT_BITS}-bit",
         "",
