@@ -5,7 +5,8 @@ magnitude, so LSQ's gradient scaling (which balances scale and weight updates un
 does not hold: an 8-bit weight scale of ~1e-3 moves by up to half of itself per step at
 qat_lr 5e-4. This benchmark fine-tunes uniform W/A-bit individuals of a finished run (its
 Evaluator: fitness start, subset, budget) with fixed ranges, LSQ, and LSQ whose scales get
-the learning rate times ``--scale-lr`` factors, over a few training seeds; val accuracy only.
+the learning rate times ``--scale-lr`` factors (the ``lsq_scale_lr`` config key), over a few
+training seeds; val accuracy only.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/lsq_scale_lr.py RUN_DIR [--bits 8,2] \\
         [--scale-lr 1,0.1] [--seeds 0,1]
@@ -18,28 +19,10 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-import mogaqnn.train as train
 from mogaqnn.genome import Genome
 from mogaqnn.run import load_run, load_run_data
 from mogaqnn.search import run_evaluator
 from mogaqnn.train import evaluate_accuracy, train_model
-
-_make_optimizer = train.make_optimizer
-
-
-def scale_lr_optimizer(factor: float):
-    """make_optimizer with the quantizer scales in their own group at lr * factor."""
-
-    def make(model, settings):
-        opt = _make_optimizer(model, settings)
-        scales = [p for n, p in model.named_parameters() if n.endswith("_scale")]
-        ids = {id(p) for p in scales}
-        for group in opt.param_groups:
-            group["params"] = [p for p in group["params"] if id(p) not in ids]
-        opt.add_param_group({"params": scales, "weight_decay": 0.0, "lr": settings.lr * factor})
-        return opt
-
-    return make
 
 
 def main() -> int:
@@ -60,14 +43,13 @@ def main() -> int:
         genome = Genome((bits,) * n, (max(bits, 2),) * n, (1.0,) * g)
         arms = [("fixed", 1.0)] + [("lsq", float(f)) for f in args.scale_lr.split(",")]
         for mode, factor in arms:
-            train.make_optimizer = scale_lr_optimizer(factor) if factor != 1.0 else _make_optimizer
-            ev = dataclasses.replace(evaluator, quant_ranges=mode)
+            settings = dataclasses.replace(evaluator.settings, scale_lr=factor)
+            ev = dataclasses.replace(evaluator, quant_ranges=mode, settings=settings)
             accs = []
             for seed in seeds:
                 model = ev.build(genome)
                 train_model(model, ev.train_data, ev.settings, seed=seed, device="cpu")
                 accs.append(evaluate_accuracy(model, ev.val_data, device="cpu"))
-            train.make_optimizer = _make_optimizer
             label = mode if mode == "fixed" else f"lsq, scale lr x{factor:g}"
             print(f"w{bits}a{max(bits, 2)} {label:<20} val {statistics.fmean(accs):.2%} "
                   f"{[round(a, 4) for a in accs]}", flush=True)  # fmt: skip

@@ -7,6 +7,7 @@ resolved config is written to the run directory, and a run is identified by it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -82,6 +83,7 @@ class SearchConfig:
     fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
     # quantized training recipe
     quant_ranges: str = "lsq"
+    lsq_scale_lr: float = 1.0
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     bn_reestimate_batches: int = 0
@@ -165,6 +167,9 @@ FIELD_HELP: dict[str, str] = {
     "quant_ranges": "how quantization ranges follow training: ema (moving-average activation "
     "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
     "once by calibration)",
+    "lsq_scale_lr": "learning rate of LSQ's learned scales as a multiple of the training's "
+    "(1: the same; under Adam a scale moves by about its learning rate per step, whatever its "
+    "size)",
     "distill_weight": "weight of distillation from the FP32 base in every QAT run and in the "
     "final training (0: off; the distilled FP32 baseline is trained either way)",
     "distill_temperature": "softmax temperature of the distillation targets",
@@ -332,6 +337,8 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError(
             f"quant_ranges is {c.quant_ranges!r}; choose one of {', '.join(RANGE_MODES)}"
         )
+    if not (c.lsq_scale_lr > 0 and math.isfinite(c.lsq_scale_lr)):
+        raise ConfigError(f"lsq_scale_lr is {c.lsq_scale_lr}; it must be a positive number")
     if not 0.0 <= c.distill_weight <= 1.0:
         raise ConfigError(f"distill_weight is {c.distill_weight}; it must lie in [0, 1]")
     if c.distill_temperature <= 0:

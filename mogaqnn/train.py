@@ -44,6 +44,8 @@ class TrainSettings:
     # 81.29 / 80.88 %. It helps 3-4-bit individuals a little and hurts 2-bit ones.
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
+    # Learning rate of quantizer scales (parameters named *_scale: LSQ's) as a multiple of lr.
+    scale_lr: float = 1.0
 
 
 class Teacher:
@@ -91,15 +93,20 @@ def distillation_loss(
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     # No weight decay on quantizer scales, biases and norms: decaying a clipping range
     # shrinks it for no reason.
-    decay, no_decay = [], []
+    decay, no_decay, scales = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.dim() <= 1 or name.endswith("_scale") else decay).append(p)
+        if name.endswith("_scale"):
+            scales.append(p)
+        else:
+            (no_decay if p.dim() <= 1 else decay).append(p)
     groups = [
         {"params": decay, "weight_decay": s.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if scales:
+        groups.append({"params": scales, "weight_decay": 0.0, "lr": s.lr * s.scale_lr})
     if s.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=s.lr, momentum=0.9, nesterov=True)
     return torch.optim.Adam(groups, lr=s.lr)

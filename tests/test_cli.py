@@ -121,6 +121,7 @@ def test_random_sampler_evaluates_the_same_budget(tmp_path):
         (["--population", "3"], "population is 3; it must be at least 4"),
         (["--generations", "0"], "generations is 0; it must be at least 1"),
         (["--sampler", "cmaes"], "sampler is 'cmaes'; choose one of nsga2, random"),
+        (["--lsq-scale-lr", "0"], "lsq_scale_lr is 0.0; it must be a positive number"),
         (["--population", "many"], "population = 'many', which is not a valid int"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],

@@ -5,7 +5,14 @@ import torch
 from torch import nn
 
 from mogaqnn.data import Augmentation, LabelledImages
-from mogaqnn.train import Teacher, TrainSettings, reestimate_batchnorm, train_model
+from mogaqnn.quant import calibrate, quantize_model, set_range_mode
+from mogaqnn.train import (
+    Teacher,
+    TrainSettings,
+    make_optimizer,
+    reestimate_batchnorm,
+    train_model,
+)
 
 
 def _data(n=96):
@@ -76,3 +83,27 @@ def test_batchnorm_statistics_are_re_estimated_from_training_batches():
     assert not net.training and net[1].momentum == 0.1
     assert net[1].running_mean == pytest.approx([3.0, 3.0], abs=0.1)
     assert net[1].running_var == pytest.approx([4.0, 4.0], rel=0.1)
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.1])
+def test_learned_scales_train_at_their_own_learning_rate(factor):
+    # Under Adam a parameter moves by about its learning rate per step: an 8-bit scale of
+    # ~1e-3 at qat_lr 5e-4 moves by half of itself, hence a separate rate for the scales.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    quantize_model(model, {"1": (4, 4), "3": (4, 4)})
+    calibrate(model, _data().x)
+    set_range_mode(model, "lsq")
+    opt = make_optimizer(model, TrainSettings(epochs=1, lr=1e-2, scale_lr=factor))
+    lrs = {n: g["lr"] for g in opt.param_groups for n, p in model.named_parameters()
+           if any(p is q for q in g["params"])}  # fmt: skip
+    scales = {n for n in lrs if n.endswith("_scale")}
+    assert scales == {f"{i}.{n}" for i in (1, 3) for n in ("learned_weight_scale", "act_scale")}
+    assert all(lrs[n] == pytest.approx(1e-2 * factor) for n in scales)
+    assert all(lrs[n] == 1e-2 for n in lrs if n not in scales)
+    before = model[1].learned_weight_scale.detach().clone()
+    train_model(model, _data(), TrainSettings(epochs=1, lr=1e-2, batch_size=32,
+                                              scale_lr=factor), seed=0)  # fmt: skip
+    moved = (model[1].learned_weight_scale - before).abs().max().item()
+    # three Adam steps on a cosine schedule: at most about 3 * lr * factor
+    assert 0 < moved <= 3 * 1e-2 * factor * 1.01

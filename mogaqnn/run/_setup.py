@@ -70,6 +70,7 @@ def train_settings(
         epochs=epochs, lr=lr, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
         weight_decay=cfg.weight_decay, augmentation=augmentation,
         distill_weight=cfg.distill_weight, distill_temperature=cfg.distill_temperature,
+        scale_lr=cfg.lsq_scale_lr,
     )  # fmt: skip
 
 

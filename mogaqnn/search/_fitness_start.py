@@ -29,6 +29,12 @@ The supernet ranks best and costs least per evaluation; its one-off training is 
 per evaluation of a default search (128 evaluations). So ``supernet`` is the default. One
 epoch from scratch is too short to tell capacity from speed of learning (its accuracies are
 74-86% where the final ones are 92-97%).
+
+ResNet-20, same protocol (one H100 shared by four benchmark processes, commit cd481ba,
+benchmarks/results/fitness_fidelity_h100.md): widen 3.7 s, tau -0.08; scratch 4.1 s, +0.08;
+supernet 4.0 s + 11 s once, -0.17. No fitness ranks ResNet-20 there because the final
+protocol cannot either: its 20 val accuracies spread by 0.83 pp (std), less than one
+binomial standard error on 400 val images (1.0 pp). The default stays with the LeNet-5 figure.
 """
 
 from __future__ import annotations
