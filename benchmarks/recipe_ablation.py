@@ -33,6 +33,7 @@ import torch
 from paper_table import fp32_kib_of  # benchmarks/paper_table.py, beside this file
 
 from mogaqnn import SearchConfig, search
+from mogaqnn.run import describe_device
 from mogaqnn.search import Evaluator
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
@@ -110,15 +111,8 @@ def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -
         "compression": r["chosen"]["compression_ratio"],
         "evaluations_per_min": r["search"]["evaluations"] / r["timing"]["search_s"] * 60,
         "claim": r.get("claim"), "wall_s": wall, "tiny": args.tiny, "commit": COMMIT,
-        "torch_threads": torch.get_num_threads(), "device": device_name(args.device),
+        "torch_threads": torch.get_num_threads(), "device": describe_device(args.device),
     }  # fmt: skip
-
-
-def device_name(device: str) -> str:
-    """What ran the cell, for the table: a GPU's name, or the CPU's threads."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu x{torch.get_num_threads()}"
 
 
 def _ms(values: list[float], scale: float = 100.0, fmt: str = ".2f") -> str:

@@ -39,7 +39,7 @@ import torch
 
 import mogaqnn
 from mogaqnn.expand import widen_model
-from mogaqnn.run import atomic_write_text, augmentation_for, train_settings
+from mogaqnn.run import atomic_write_text, augmentation_for, describe_device, train_settings
 from mogaqnn.search._search import Search
 from mogaqnn.search._width import scratch_float_model
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
@@ -115,21 +115,13 @@ def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -
             "test_accuracy": evaluate_accuracy(net, data.test, device=device),
             "size_kib": size / KIB_BITS, "compression": fp32_bits / size,
             "seconds": time.perf_counter() - t0, "commit": args.commit,
-            "device": device_name(device, args.threads),
+            "device": describe_device(device),
         }  # fmt: skip
         doc["cells"].append(cell)
         save()
         print(f"{model} {dataset} seed {seed} {label:<11} {protocol:<8} val "
               f"{cell['val_accuracy']:.2%} test {cell['test_accuracy']:.2%} "
               f"{cell['size_kib']:.1f} KiB ({cell['seconds']:.0f} s)", flush=True)  # fmt: skip
-
-
-def device_name(device: torch.device | str, threads: int) -> str:
-    """What ran a cell, for the table: a GPU's name, or the CPU's threads."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu x{threads}"
 
 
 def budget_of(cfg: mogaqnn.SearchConfig) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from ._rundir import (
 )
 from ._setup import (
     augmentation_for,
+    describe_device,
     expansion_graph,
     load_config_dataset,
     resolve_device,
@@ -37,6 +38,7 @@ __all__ = [
     "load_weights",
     "read_checkpoint",
     "read_result",
+    "describe_device",
     "resolve_device",
     "search_space",
     "subset",

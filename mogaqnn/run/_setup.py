@@ -24,6 +24,7 @@ __all__ = [
     "augmentation_for",
     "expansion_graph",
     "load_config_dataset",
+    "describe_device",
     "resolve_device",
     "search_space",
     "subset",
@@ -43,6 +44,14 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MogaqnnError(f"device {name!r} was asked for but CUDA is not available here")
     return device
+
+
+def describe_device(device: torch.device | str) -> str:
+    """What a device is, for a benchmark's record: a GPU's name, or the CPU's torch threads."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu x{torch.get_num_threads()}"
 
 
 def load_config_dataset(cfg: SearchConfig) -> DatasetSplits:
