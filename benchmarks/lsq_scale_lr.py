@@ -6,21 +6,23 @@ does not hold: an 8-bit weight scale of ~1e-3 moves by up to half of itself per 
 qat_lr 5e-4. This benchmark fine-tunes uniform W/A-bit individuals of a finished run (its
 Evaluator: fitness start, subset, budget) with fixed ranges, LSQ, and LSQ whose scales get
 the learning rate times ``--scale-lr`` factors (the ``lsq_scale_lr`` config key), over a few
-training seeds; val accuracy only.
+training seeds; val accuracy only. ``--final``: the final training's budget instead (the run's
+``final_epochs`` at ``qat_lr`` on the whole training split, val on the whole val split).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/lsq_scale_lr.py RUN_DIR [--bits 8,2] \\
-        [--scale-lr 1,0.1] [--seeds 0,1]
+        [--scale-lr 1,0.1] [--seeds 0,1] [--final]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import statistics
 from pathlib import Path
 
 from mogaqnn.genome import Genome
-from mogaqnn.run import load_run, load_run_data
+from mogaqnn.run import augmentation_for, load_run, load_run_data, train_settings
 from mogaqnn.search import run_evaluator
 from mogaqnn.train import evaluate_accuracy, train_model
 
@@ -31,14 +33,21 @@ def main() -> int:
     p.add_argument("--bits", default="8,2")
     p.add_argument("--scale-lr", default="1,0.1")
     p.add_argument("--seeds", default="0,1")
+    p.add_argument("--final", action="store_true", help="the final training's budget")
     args = p.parse_args()
     run = load_run(args.run_dir)
     data = load_run_data(run)
     evaluator = run_evaluator(run, data, device="cpu")
+    if args.final:
+        cfg = run.config
+        final = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, augmentation_for(cfg, data))
+        evaluator = dataclasses.replace(evaluator, train_data=data.train, val_data=data.val,
+                                        settings=final)  # fmt: skip
     n, g = len(evaluator.space.layers), len(evaluator.space.groups)
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"{args.run_dir}: {run.config.model} on {run.config.dataset}, qat_lr "
-          f"{run.config.qat_lr:g}, val subset {len(evaluator.val_data)} images")  # fmt: skip
+          f"{run.config.qat_lr:g}, {evaluator.settings.epochs:g} epochs on "
+          f"{len(evaluator.train_data)} images, val {len(evaluator.val_data)} images")  # fmt: skip
     for bits in (int(b) for b in args.bits.split(",")):
         genome = Genome((bits,) * n, (max(bits, 2),) * n, (1.0,) * g)
         arms = [("fixed", 1.0)] + [("lsq", float(f)) for f in args.scale_lr.split(",")]
@@ -47,7 +56,9 @@ def main() -> int:
             ev = dataclasses.replace(evaluator, quant_ranges=mode, settings=settings)
             accs = []
             for seed in seeds:
-                model = ev.build(genome)
+                # the final model of a x1.0 genome starts from the base, not the fitness start
+                start = copy.deepcopy(run.base) if args.final else None
+                model = ev.build(genome, float_model=start)
                 train_model(model, ev.train_data, ev.settings, seed=seed, device="cpu")
                 accs.append(evaluate_accuracy(model, ev.val_data, device="cpu"))
             label = mode if mode == "fixed" else f"lsq, scale lr x{factor:g}"
