@@ -181,6 +181,24 @@ def test_learned_activation_step_has_the_gradients_of_torchs_learnable_op(signed
     torch.testing.assert_close(s.grad, s_ref.grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("scale", [0.3, 0.1, 0.0372])
+def test_learned_activation_step_rounds_ties_and_clips_as_torchs_fused_op(signed, scale):
+    # Half-way codes (round half to even), both clipping edges and beyond: values and the
+    # in-range mask (seen through x's gradient) equal torch's fused op bit for bit.
+    qmin, qmax = int_range(3, signed)
+    codes = torch.arange(2 * qmin - 3, 2 * qmax + 4) / 2  # ..., -0.5, 0, 0.5, ...
+    x = torch.cat([codes * scale, codes * scale + 1e-7, torch.randn(997)]).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    s = torch.tensor([scale], requires_grad=True)
+    y = lsq_per_tensor(x, s, 3, signed)
+    ref = torch.fake_quantize_per_tensor_affine(x_ref, scale, 0, qmin, qmax)
+    assert torch.equal(y, ref)
+    y.sum().backward()
+    ref.sum().backward()
+    assert torch.equal(x.grad, x_ref.grad)
+
+
 def test_timm_layers_that_compute_as_torch_ones_are_quantized_and_others_stay_float():
     from mogaqnn.models._external import external_model
 
