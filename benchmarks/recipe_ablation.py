@@ -55,7 +55,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("final_init_scratch", {"final_init": "scratch"}),
     ("select_match_fp32", {"select": "match-fp32"}),  # every package default
     ("limit_8x", {"_size_limit": 8}),  # the defaults with max_size_kib = FP32 size / 8
-    # every package default since dfc8653: LSQ's scales at a tenth of the lr, no size limit
+    # the defaults with LSQ's scales at a tenth of the lr (the default of dfc8653-01c0050)
     ("lsq_scale_lr", {"lsq_scale_lr": 0.1, "_size_limit": None}),
 ]
 DEMO = {"dataset": "mnist5k", "population": 16, "generations": 8}

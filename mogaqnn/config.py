@@ -83,7 +83,7 @@ class SearchConfig:
     fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
     # quantized training recipe
     quant_ranges: str = "lsq"
-    lsq_scale_lr: float = 0.1  # by val: benchmarks/results/lsq_scale_lr.txt
+    lsq_scale_lr: float = 1.0  # by val at the final budget: benchmarks/results/lsq_scale_lr.txt
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     bn_reestimate_batches: int = 0
