@@ -48,9 +48,9 @@ def main() -> int:
     print(f"{args.run_dir}: {run.config.model} on {run.config.dataset}, qat_lr "
           f"{run.config.qat_lr:g}, {evaluator.settings.epochs:g} epochs on "
           f"{len(evaluator.train_data)} images, val {len(evaluator.val_data)} images")  # fmt: skip
+    arms = [("fixed", 1.0)] + [("lsq", float(f)) for f in args.scale_lr.split(",")]
     for bits in (int(b) for b in args.bits.split(",")):
         genome = Genome((bits,) * n, (max(bits, 2),) * n, (1.0,) * g)
-        arms = [("fixed", 1.0)] + [("lsq", float(f)) for f in args.scale_lr.split(",")]
         for mode, factor in arms:
             settings = dataclasses.replace(evaluator.settings, scale_lr=factor)
             ev = dataclasses.replace(evaluator, quant_ranges=mode, settings=settings)

@@ -192,13 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.is_file():
         doc = json.loads(args.out.read_text())
     start = time.perf_counter()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()  # fmt: skip
-    args.commit = commit
+    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True, cwd=ROOT).stdout.strip()  # fmt: skip
 
     def save() -> None:
         doc["last_invocation"] = {
-            "command": "python " + " ".join(sys.argv), "commit": commit,
+            "command": "python " + " ".join(sys.argv), "commit": args.commit,
             "wall_s": time.perf_counter() - start, "threads": args.threads,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
