@@ -2,15 +2,17 @@
 
 Adam moves every parameter by about its learning rate per step, whatever the parameter's
 magnitude, so LSQ's gradient scaling (which balances scale and weight updates under SGD)
-does not hold: an 8-bit weight scale of ~1e-3 moves by up to half of itself per step at
-qat_lr 5e-4. This benchmark fine-tunes uniform W/A-bit individuals of a finished run (its
-Evaluator: fitness start, subset, budget) with fixed ranges, LSQ, and LSQ whose scales get
-the learning rate times ``--scale-lr`` factors (the ``lsq_scale_lr`` config key), over a few
-training seeds; val accuracy only. ``--final``: the final training's budget instead (the run's
-``final_epochs`` at ``qat_lr`` on the whole training split, val on the whole val split).
+does not hold: at one shared rate an 8-bit weight scale of ~1e-3 moves by up to half of
+itself per step at qat_lr 5e-4, while a 2-bit one (~1e-1) barely moves. Hence each scale's
+rate is relative to its size: lr x ``lsq_scale_lr`` x the scale's mean (train.make_optimizer).
+This benchmark fine-tunes uniform W/A-bit individuals of a finished run (its Evaluator:
+fitness start, subset, budget) with fixed ranges and with LSQ at the ``--scale-lr`` factors,
+over a few training seeds; val accuracy only. ``--final``: the final training's budget instead
+(the run's ``final_epochs`` at ``qat_lr`` on the whole training split, val on the whole val
+split). Before the relative rate (up to 730f1dc) the factors multiplied one absolute rate.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/lsq_scale_lr.py RUN_DIR [--bits 8,2] \\
-        [--scale-lr 1,0.1] [--seeds 0,1] [--final]
+        [--scale-lr 10,30] [--seeds 0,1] [--final]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--bits", default="8,2")
-    p.add_argument("--scale-lr", default="1,0.1")
+    p.add_argument("--scale-lr", default="10,30")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--final", action="store_true", help="the final training's budget")
     args = p.parse_args()

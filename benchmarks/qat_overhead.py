@@ -25,7 +25,7 @@ from mogaqnn.expand import analyze_model
 from mogaqnn.genome import SearchSpace, build_individual
 from mogaqnn.models import create_model
 from mogaqnn.quant import calibrate, quantizable_layers, set_range_mode
-from mogaqnn.train import Teacher, TrainSettings, distillation_loss
+from mogaqnn.train import Teacher, TrainSettings, distillation_loss, make_optimizer
 
 BATCH = 128
 
@@ -34,8 +34,11 @@ def step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                opt: torch.optim.Optimizer | None = None, target=None):  # fmt: skip
     """A function that runs one training step of ``model`` on (x, y) and returns its time.
     ``target``: a function giving the distillation logits of the batch (timed with it)."""
-    opt = opt or torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     cfg = SearchConfig()
+    # the search's optimizer: Adam with LSQ's scales each in a group of its own
+    opt = opt or make_optimizer(model, TrainSettings(epochs=1, lr=cfg.qat_lr,
+                                                     optimizer=cfg.optimizer,
+                                                     scale_lr=cfg.lsq_scale_lr))  # fmt: skip
     distil = TrainSettings(epochs=1, lr=1e-3, distill_weight=cfg.distill_weight or 0.7,
                            distill_temperature=cfg.distill_temperature)  # fmt: skip
 

@@ -39,9 +39,8 @@ from mogaqnn.search import Evaluator
 ROWS: list[tuple[str, dict[str, Any]]] = [
     # the code before issues 10-12: first-128 calibration, fixed ranges, no distillation,
     # widened copies of the base for the fitness and the final model, random first
-    # generation, the most accurate of the front (and LSQ scales at the full lr, below)
-    ("today", {"_first_128": True, "quant_ranges": "fixed", "lsq_scale_lr": 1.0,
-               "distill_weight": 0.0,
+    # generation, the most accurate of the front
+    ("today", {"_first_128": True, "quant_ranges": "fixed", "distill_weight": 0.0,
                "bn_reestimate_batches": 0, "fitness": "widen", "final_init": "widen",
                "seed_population": False, "select": "accuracy"}),  # fmt: skip
     ("calibration", {"_first_128": False}),  # seeded, every class
@@ -55,8 +54,14 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("final_init_scratch", {"final_init": "scratch"}),
     ("select_match_fp32", {"select": "match-fp32"}),  # every package default
     ("limit_8x", {"_size_limit": 8}),  # the defaults with max_size_kib = FP32 size / 8
-    # the defaults with LSQ's scales at a tenth of the lr (the default of dfc8653-01c0050)
+    # The rows above ran (their files say at which commit) when LSQ's scales shared one
+    # absolute rate, lr x lsq_scale_lr, at 1 (this row: 0.1, the default of
+    # dfc8653-01c0050); from the lsq_relative_rate row on, each scale's rate is relative
+    # to its size.
     ("lsq_scale_lr", {"lsq_scale_lr": 0.1, "_size_limit": None}),
+    # every package default again, with each scale's rate relative to its size (x10)
+    ("lsq_relative_rate", {"lsq_scale_lr": 10.0}),
+    ("lsq_relative_rate_8x", {"_size_limit": 8}),
 ]
 DEMO = {"dataset": "mnist5k", "population": 16, "generations": 8}
 TINY = {"population": 4, "generations": 1, "pretrain_epochs": 0.5, "search_epochs": 0.2,

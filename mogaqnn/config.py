@@ -83,7 +83,7 @@ class SearchConfig:
     fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
     # quantized training recipe
     quant_ranges: str = "lsq"
-    lsq_scale_lr: float = 1.0  # by val at the final budget: benchmarks/results/lsq_scale_lr.txt
+    lsq_scale_lr: float = 10.0  # by val at both budgets: benchmarks/results/lsq_scale_lr.txt
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     bn_reestimate_batches: int = 0
@@ -167,9 +167,9 @@ FIELD_HELP: dict[str, str] = {
     "quant_ranges": "how quantization ranges follow training: ema (moving-average activation "
     "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
     "once by calibration)",
-    "lsq_scale_lr": "learning rate of LSQ's learned scales as a multiple of the training's "
-    "(1: the same; under Adam a scale moves by about its learning rate per step, whatever its "
-    "size)",
+    "lsq_scale_lr": "learning rate of each of LSQ's learned scales, as a multiple of the "
+    "training's times the scale's own size, so that under Adam every scale moves by about this "
+    "times the learning rate of itself per step, whatever its bit width (SGD: the training's)",
     "distill_weight": "weight of distillation from the FP32 base in every QAT run and in the "
     "final training (0: off; the distilled FP32 baseline is trained either way)",
     "distill_temperature": "softmax temperature of the distillation targets",

@@ -44,8 +44,11 @@ class TrainSettings:
     # 81.29 / 80.88 %. It helps 3-4-bit individuals a little and hurts 2-bit ones.
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
-    # Learning rate of quantizer scales (parameters named *_scale: LSQ's) as a multiple of lr.
-    scale_lr: float = 1.0
+    # Under Adam, each quantizer scale (parameters named *_scale: LSQ's) gets the learning
+    # rate lr x scale_lr x its own size, so it moves by about scale_lr x lr of itself per
+    # step (see make_optimizer). Under SGD the scales share lr: LSQ's gradient scaling is
+    # what balances them there.
+    scale_lr: float = 10.0
 
 
 class Teacher:
@@ -105,10 +108,17 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
         {"params": decay, "weight_decay": s.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    if scales:
-        groups.append({"params": scales, "weight_decay": 0.0, "lr": s.lr * s.scale_lr})
     if s.optimizer == "sgd":
+        groups.append({"params": scales, "weight_decay": 0.0})
         return torch.optim.SGD(groups, lr=s.lr, momentum=0.9, nesterov=True)
+    # Adam moves a parameter by about its lr per step whatever its size, and LSQ's scales
+    # span ~1e-3 (8-bit weights) to ~1 (2-bit activations): one shared lr makes the 8-bit
+    # ones jump by half of themselves per step while the 2-bit ones barely move. A rate
+    # relative to each scale's size suits every bit width (benchmarks/lsq_scale_lr.py).
+    groups += [
+        {"params": [p], "weight_decay": 0.0, "lr": s.lr * s.scale_lr * float(p.detach().abs().mean())}
+        for p in scales
+    ]
     return torch.optim.Adam(groups, lr=s.lr)
 
 

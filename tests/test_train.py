@@ -85,25 +85,34 @@ def test_batchnorm_statistics_are_re_estimated_from_training_batches():
     assert net[1].running_var == pytest.approx([4.0, 4.0], rel=0.1)
 
 
-@pytest.mark.parametrize("factor", [1.0, 0.1])
-def test_learned_scales_train_at_their_own_learning_rate(factor):
-    # Under Adam a parameter moves by about its learning rate per step: an 8-bit scale of
-    # ~1e-3 at qat_lr 5e-4 moves by half of itself, hence a separate rate for the scales.
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_learned_scales_train_at_a_rate_relative_to_their_size(optimizer):
+    # Under Adam a parameter moves by about its learning rate per step whatever its size:
+    # an 8-bit scale (~1e-3) and a 2-bit one (~1e-1) must each get lr x scale_lr x their
+    # own size, or one shared rate is too fast for the first and too slow for the second.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
-    quantize_model(model, {"1": (4, 4), "3": (4, 4)})
+    quantize_model(model, {"1": (8, 8), "3": (2, 2)})
     calibrate(model, _data().x)
     set_range_mode(model, "lsq")
-    opt = make_optimizer(model, TrainSettings(epochs=1, lr=1e-2, scale_lr=factor))
-    lrs = {n: g["lr"] for g in opt.param_groups for n, p in model.named_parameters()
+    settings = TrainSettings(epochs=1, lr=1e-2, batch_size=32, optimizer=optimizer, scale_lr=0.5)
+    opt = make_optimizer(model, settings)
+    params = dict(model.named_parameters())
+    lrs = {n: g["lr"] for g in opt.param_groups for n, p in params.items()
            if any(p is q for q in g["params"])}  # fmt: skip
     scales = {n for n in lrs if n.endswith("_scale")}
     assert scales == {f"{i}.{n}" for i in (1, 3) for n in ("learned_weight_scale", "act_scale")}
-    assert all(lrs[n] == pytest.approx(1e-2 * factor) for n in scales)
     assert all(lrs[n] == 1e-2 for n in lrs if n not in scales)
-    before = model[1].learned_weight_scale.detach().clone()
-    train_model(model, _data(), TrainSettings(epochs=1, lr=1e-2, batch_size=32,
-                                              scale_lr=factor), seed=0)  # fmt: skip
-    moved = (model[1].learned_weight_scale - before).abs().max().item()
-    # three Adam steps on a cosine schedule: at most about 3 * lr * factor
-    assert 0 < moved <= 3 * 1e-2 * factor * 1.01
+    if optimizer == "sgd":  # LSQ's gradient scaling balances the scales under SGD
+        assert all(lrs[n] == 1e-2 for n in scales)
+        return
+    for n in scales:
+        assert lrs[n] == pytest.approx(1e-2 * 0.5 * params[n].abs().mean().item())
+    size = {i: model[i].learned_weight_scale.abs().mean().item() for i in (1, 3)}
+    assert size[3] > 10 * size[1]  # the 2-bit scale is much the larger
+    before = {i: model[i].learned_weight_scale.detach().clone() for i in (1, 3)}
+    train_model(model, _data(), settings, seed=0)
+    for i in (1, 3):
+        moved = (model[i].learned_weight_scale - before[i]).abs().max().item() / size[i]
+        # three Adam steps on a cosine schedule: at most about 3 * lr * scale_lr of its size
+        assert 0 < moved <= 3 * 1e-2 * 0.5 * 1.01
