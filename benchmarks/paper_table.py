@@ -51,6 +51,7 @@ and ``benchmarks/results/paper_table.md``; the searches' run directories go unde
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -395,7 +396,10 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d))
 
 
+@functools.cache
 def git_commit() -> str:
+    """The commit of the code this process runs: read once, at its start (main calls it
+    first), so that a commit made while a long unit runs is not credited with it."""
     out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     # results files written by the run itself do not make the code dirty
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
@@ -876,6 +880,7 @@ def machine() -> str:
 
 
 def main() -> int:
+    git_commit()  # the code that runs is the code of now
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="profile", action="store_const", const="quick")

@@ -1,7 +1,10 @@
 """The paper table's standard-profile statistics (benchmarks/_evidence.py and the cell
 aggregation of benchmarks/paper_table.py) on hand-made units: no training."""
 
+import functools
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,3 +107,31 @@ def test_evidence_markdown_states_the_headline_and_missing_runs():
     ) in text
     assert "Smoke check" not in text
     assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
+
+
+def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch):
+    # A unit of the standard profile runs for hours; a commit made meanwhile is not the code
+    # that ran it.
+    def git(*args):
+        out = subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        return out.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("1")
+    git("add", "a.txt")
+    ident = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    git(*ident, "commit", "-qm", "one")
+    started = git("rev-parse", "HEAD")
+    monkeypatch.setattr(pt, "ROOT", tmp_path)
+    monkeypatch.setattr(pt, "git_commit", functools.cache(pt.git_commit.__wrapped__))
+    pt.git_commit()
+
+    def unit():
+        (tmp_path / "a.txt").write_text("2")
+        git(*ident, "commit", "-qam", "two")
+        return {"value": 1}
+
+    pt._timed(tmp_path / "unit.json", {"b": 1}, "unit", unit)
+    assert json.loads((tmp_path / "unit.json").read_text())["commit"] == started
+    assert git("rev-parse", "HEAD") != started
