@@ -115,8 +115,9 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     # span ~1e-3 (8-bit weights) to ~1 (2-bit activations): one shared lr makes the 8-bit
     # ones jump by half of themselves per step while the 2-bit ones barely move. A rate
     # relative to each scale's size suits every bit width (benchmarks/lsq_scale_lr.py).
+    rate = s.lr * s.scale_lr
     groups += [
-        {"params": [p], "weight_decay": 0.0, "lr": s.lr * s.scale_lr * float(p.detach().abs().mean())}
+        {"params": [p], "weight_decay": 0.0, "lr": rate * float(p.detach().abs().mean())}
         for p in scales
     ]
     return torch.optim.Adam(groups, lr=s.lr)
