@@ -880,7 +880,7 @@ def machine() -> str:
 
 
 def main() -> int:
-    git_commit()  # the code that runs is the code of now
+    git_commit()  # read before any unit runs: the commit of the code this process loaded
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="profile", action="store_const", const="quick")

@@ -13,6 +13,7 @@ FP32 network (``--distill cached``: the teacher's logits looked up, as without a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import time
@@ -21,11 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from mogaqnn.config import SearchConfig
+from mogaqnn.data import Augmentation
 from mogaqnn.expand import analyze_model
 from mogaqnn.genome import SearchSpace, build_individual
 from mogaqnn.models import create_model
 from mogaqnn.quant import calibrate, quantizable_layers, set_range_mode
-from mogaqnn.train import Teacher, TrainSettings, distillation_loss, make_optimizer
+from mogaqnn.run import train_settings
+from mogaqnn.train import Teacher, distillation_loss, make_optimizer
 
 BATCH = 128
 
@@ -35,12 +38,10 @@ def step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     """A function that runs one training step of ``model`` on (x, y) and returns its time.
     ``target``: a function giving the distillation logits of the batch (timed with it)."""
     cfg = SearchConfig()
-    # the search's optimizer: Adam with LSQ's scales each in a group of its own
-    opt = opt or make_optimizer(model, TrainSettings(epochs=1, lr=cfg.qat_lr,
-                                                     optimizer=cfg.optimizer,
-                                                     scale_lr=cfg.lsq_scale_lr))  # fmt: skip
-    distil = TrainSettings(epochs=1, lr=1e-3, distill_weight=cfg.distill_weight or 0.7,
-                           distill_temperature=cfg.distill_temperature)  # fmt: skip
+    # the search's QAT settings (its optimizer: Adam, each LSQ scale in a group of its own)
+    settings = train_settings(cfg, 1, cfg.qat_lr, Augmentation())
+    opt = opt or make_optimizer(model, settings)
+    distil = dataclasses.replace(settings, distill_weight=cfg.distill_weight or 0.7)
 
     def step() -> float:
         model.train()
