@@ -32,13 +32,13 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 
 import mogaqnn
 from mogaqnn.genome import Genome, SearchSpace
@@ -319,17 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     args.fitnesses = [f for f in args.fitnesses.split(",") if f]
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    code_commit()  # read before the runs: the code this process loaded
     start = time.perf_counter()
     for model in args.models:
         run_model(model, args, args.out)
     table = summary(args.out, args)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()  # fmt: skip
     text = "\n".join([
         "# Fitness fidelity: cost per evaluation and Kendall's tau with the final protocol",
         "",
         f"command: `python {' '.join(sys.argv)}`  ",
-        f"commit {commit}, {platform.processor() or platform.machine()}, torch "
+        f"commit {code_commit()}, {platform.processor() or platform.machine()}, torch "
         f"{torch.__version__}, {args.threads} thread(s), OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS')}, "
         f"this invocation {time.perf_counter() - start:.0f} s  ",

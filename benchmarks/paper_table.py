@@ -51,20 +51,19 @@ and ``benchmarks/results/paper_table.md``; the searches' run directories go unde
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import json
 import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import _evidence as ev  # benchmarks/_evidence.py, beside this file
+import _provenance  # benchmarks/_provenance.py, beside this file
 import moocore
 import numpy as np
 import optuna
@@ -399,18 +398,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d))
 
 
-@functools.cache
-def git_commit() -> str:
-    """The commit of the code this process runs: read once, at its start (main calls it
-    first), so that a commit made while a long unit runs is not credited with it."""
-    out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    # results files written by the run itself do not make the code dirty
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":!benchmarks/results"],
-                           capture_output=True, text=True, cwd=ROOT).stdout.strip()  # fmt: skip
-    return out.stdout.strip() + ("+uncommitted" if dirty else "")
-
-
 def write_unit(path: Path, unit: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -513,7 +500,7 @@ def _timed(path: Path, budget: dict[str, Any], label: str, fn) -> None:
     t0 = time.perf_counter()
     unit = {"budget": budget, **fn()}
     unit["wall_s"] = time.perf_counter() - t0
-    unit["commit"] = git_commit()
+    unit["commit"] = _provenance.code_commit()
     write_unit(path, unit)
     print(f"{label}: {unit['wall_s'] / 60:.1f} min", flush=True)
 
@@ -657,7 +644,7 @@ def write_outputs(profile: str, root: Path, plan: dict[str, dict[str, Any]], see
     for c in cells:
         cells[c]["budget"] = {k: v for k, v in _jsonable(plan[c]).items() if k != "seeds"}
     doc = {"profile": profile, "smoke_check": profile != "standard", "command": command,
-           "commit": git_commit(), "units_ran_at": ran_at, "machine": machine(),
+           "commit": _provenance.code_commit(), "units_ran_at": ran_at, "machine": machine(),
            "seeds": seeds, "cells": cells,
            "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
     out = results / f"paper_table_{profile}.json"
@@ -883,7 +870,7 @@ def machine() -> str:
 
 
 def main() -> int:
-    git_commit()  # read before any unit runs: the commit of the code this process loaded
+    _provenance.code_commit()  # read before any unit runs: the code this process loaded
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", dest="profile", action="store_const", const="quick")

@@ -22,7 +22,6 @@ import json
 import math
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 from paper_table import fp32_kib_of  # benchmarks/paper_table.py, beside this file
 
 from mogaqnn import SearchConfig, search
@@ -67,8 +67,7 @@ DEMO = {"dataset": "mnist5k", "population": 16, "generations": 8}
 TINY = {"population": 4, "generations": 1, "pretrain_epochs": 0.5, "search_epochs": 0.2,
         "final_epochs": 0.2, "search_train_samples": 200, "search_val_samples": 100}  # fmt: skip
 RESULTS = Path("benchmarks/results/recipe_ablation")
-COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                        text=True).stdout.strip()  # fmt: skip
+COMMIT = code_commit()  # at import: the code this process runs
 
 
 def cumulative_rows() -> list[tuple[str, dict[str, Any]]]:

@@ -27,13 +27,13 @@ import dataclasses
 import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 from fitness_fidelity import read_lines  # benchmarks/fitness_fidelity.py, beside this file
 
 import mogaqnn
@@ -51,8 +51,7 @@ from mogaqnn.search._width import final_start
 from mogaqnn.train import evaluate_accuracy, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COMMIT = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                        text=True).stdout.strip()  # fmt: skip
+COMMIT = code_commit()  # at import: the code this process runs
 
 
 def last_population(run_dir: Path) -> list[SimpleNamespace]:

@@ -29,13 +29,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 
 import mogaqnn
 from mogaqnn.expand import widen_model
@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.is_file():
         doc = json.loads(args.out.read_text())
     start = time.perf_counter()
-    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    args.commit = code_commit()
 
     def save() -> None:
         doc["last_invocation"] = {

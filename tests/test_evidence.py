@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import _evidence as ev  # noqa: E402
+import _provenance as provenance  # noqa: E402
 import paper_table as pt  # noqa: E402
 
 
@@ -109,29 +110,50 @@ def test_evidence_markdown_states_the_headline_and_missing_runs():
     assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
 
 
-def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch):
-    # A unit of the standard profile runs for hours; a commit made meanwhile is not the code
-    # that ran it.
+def _repo(tmp_path, monkeypatch):
+    """A git repository standing in for the checkout, and a fresh start-of-process cache."""
     def git(*args):
-        out = subprocess.run(["git", "-C", str(tmp_path), *args], check=True,
-                             capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",
+                              "user.email=t@t", *args], check=True, capture_output=True,
+                             text=True)  # fmt: skip
         return out.stdout.strip()
 
     git("init", "-q")
     (tmp_path / "a.txt").write_text("1")
     git("add", "a.txt")
-    ident = ["-c", "user.name=t", "-c", "user.email=t@t"]
-    git(*ident, "commit", "-qm", "one")
-    started = git("rev-parse", "HEAD")
-    monkeypatch.setattr(pt, "ROOT", tmp_path)
-    monkeypatch.setattr(pt, "git_commit", functools.cache(pt.git_commit.__wrapped__))
-    pt.git_commit()
+    git("commit", "-qm", "one")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    monkeypatch.setattr(provenance, "code_commit",
+                        functools.cache(provenance.code_commit.__wrapped__))  # fmt: skip
+    return git
+
+
+def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch):
+    # A unit of the standard profile runs for hours; a commit made meanwhile is not the code
+    # that ran it.
+    git = _repo(tmp_path, monkeypatch)
+    started = git("rev-parse", "--short", "HEAD")
+    provenance.code_commit()
 
     def unit():
         (tmp_path / "a.txt").write_text("2")
-        git(*ident, "commit", "-qam", "two")
+        git("commit", "-qam", "two")
         return {"value": 1}
 
     pt._timed(tmp_path / "unit.json", {"b": 1}, "unit", unit)
     assert json.loads((tmp_path / "unit.json").read_text())["commit"] == started
     assert git("rev-parse", "HEAD") != started
+
+
+def test_changed_code_is_marked_and_written_results_are_not(tmp_path, monkeypatch):
+    git = _repo(tmp_path, monkeypatch)
+    results = tmp_path / "benchmarks" / "results" / "r.json"
+    results.parent.mkdir(parents=True)
+    results.write_text("{}")
+    git("add", str(results))
+    git("commit", "-qm", "results")
+    results.write_text('{"new": 1}')  # a benchmark's own output: still the committed code
+    assert provenance.code_commit() == git("rev-parse", "--short", "HEAD")
+    provenance.code_commit.cache_clear()
+    (tmp_path / "a.txt").write_text("edited")
+    assert provenance.code_commit() == git("rev-parse", "--short", "HEAD") + "+uncommitted"
