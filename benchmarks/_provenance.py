@@ -12,15 +12,17 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CODE = ("mogaqnn", "benchmarks", ":!benchmarks/results", "pyproject.toml", "Makefile")
 
 
 @functools.cache
 def code_commit() -> str:
-    """Short hash of HEAD at the first call in this process, with "+uncommitted" when tracked
-    files differ from it (results written by the benchmarks themselves do not count)."""
+    """Short hash of HEAD at the first call in this process, with "+uncommitted" when the
+    code differs from it: the package, the benchmarks or the build files (prose and the
+    results the benchmarks write do not count)."""
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
         return out.stdout.strip()
 
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *CODE)
     return git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else "")

@@ -119,8 +119,10 @@ def _repo(tmp_path, monkeypatch):
         return out.stdout.strip()
 
     git("init", "-q")
-    (tmp_path / "a.txt").write_text("1")
-    git("add", "a.txt")
+    (tmp_path / "mogaqnn").mkdir()
+    (tmp_path / "mogaqnn" / "a.py").write_text("1")
+    (tmp_path / "README.md").write_text("1")
+    git("add", "mogaqnn/a.py", "README.md")
     git("commit", "-qm", "one")
     monkeypatch.setattr(provenance, "ROOT", tmp_path)
     monkeypatch.setattr(provenance, "code_commit",
@@ -136,7 +138,7 @@ def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch)
     provenance.code_commit()
 
     def unit():
-        (tmp_path / "a.txt").write_text("2")
+        (tmp_path / "mogaqnn" / "a.py").write_text("2")
         git("commit", "-qam", "two")
         return {"value": 1}
 
@@ -145,7 +147,7 @@ def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch)
     assert git("rev-parse", "HEAD") != started
 
 
-def test_changed_code_is_marked_and_written_results_are_not(tmp_path, monkeypatch):
+def test_changed_code_is_marked_and_prose_or_written_results_are_not(tmp_path, monkeypatch):
     git = _repo(tmp_path, monkeypatch)
     results = tmp_path / "benchmarks" / "results" / "r.json"
     results.parent.mkdir(parents=True)
@@ -153,7 +155,8 @@ def test_changed_code_is_marked_and_written_results_are_not(tmp_path, monkeypatc
     git("add", str(results))
     git("commit", "-qm", "results")
     results.write_text('{"new": 1}')  # a benchmark's own output: still the committed code
+    (tmp_path / "README.md").write_text("edited")
     assert provenance.code_commit() == git("rev-parse", "--short", "HEAD")
     provenance.code_commit.cache_clear()
-    (tmp_path / "a.txt").write_text("edited")
+    (tmp_path / "mogaqnn" / "a.py").write_text("edited")
     assert provenance.code_commit() == git("rev-parse", "--short", "HEAD") + "+uncommitted"
