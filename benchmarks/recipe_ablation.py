@@ -33,7 +33,7 @@ from _provenance import code_commit  # benchmarks/_provenance.py, beside this fi
 from paper_table import fp32_kib_of  # benchmarks/paper_table.py, beside this file
 
 from mogaqnn import SearchConfig, search
-from mogaqnn.run import describe_device
+from mogaqnn.run import RunDir, describe_device
 from mogaqnn.search import Evaluator
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
@@ -93,17 +93,28 @@ def first_128_calibration(on: bool):
         Evaluator.calibration_images = original  # type: ignore[method-assign]
 
 
+def continue_or_clear(out: Path, config: SearchConfig) -> bool:
+    """True when ``out`` holds a half-finished run of ``config``, which the search continues
+    (a ResNet-20 cell takes over an hour on this CPU); a run of another config (the defaults
+    moved since) is removed, to start again."""
+    stored = RunDir(out).stored_config()
+    if stored is not None and stored.identity() == config.identity():
+        return True
+    if out.exists():
+        shutil.rmtree(out)
+    return False
+
+
 def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -> dict[str, Any]:
     config_keys = {k: v for k, v in overrides.items() if not k.startswith("_")}
     if overrides.get("_size_limit"):
         config_keys["max_size_kib"] = fp32_kib_of(model, "mnist5k") / overrides["_size_limit"]
     out = Path(args.runs) / f"{model}-{row}-s{seed}"
-    if out.exists():  # a half-finished cell starts again: its config may differ
-        shutil.rmtree(out)
     config = SearchConfig.from_mapping({
         **SearchConfig().to_dict(), **DEMO, **(TINY if args.tiny else {}), **config_keys,
         "model": model, "seed": seed, "out": str(out), "progress": False, "device": args.device,
     })  # fmt: skip
+    resumed = continue_or_clear(out, config)
     t0 = time.perf_counter()
     with first_128_calibration(bool(overrides.get("_first_128"))):
         r = search(config).data
@@ -116,8 +127,11 @@ def run_cell(model: str, row: str, overrides: dict[str, Any], seed: int, args) -
         "fp32_distilled_val": fd["val_accuracy"] if fd else None,
         "fp32_distilled_test": fd["test_accuracy"] if fd else None,
         "compression": r["chosen"]["compression_ratio"],
-        "evaluations_per_min": r["search"]["evaluations"] / r["timing"]["search_s"] * 60,
-        "claim": r.get("claim"), "wall_s": wall, "tiny": args.tiny, "commit": COMMIT,
+        # a resumed cell timed only its last part: no rate, and its wall time is a part
+        "evaluations_per_min": None if resumed
+        else r["search"]["evaluations"] / r["timing"]["search_s"] * 60,
+        "claim": r.get("claim"), "wall_s": wall, "resumed": resumed, "tiny": args.tiny,
+        "commit": COMMIT,
         "torch_threads": torch.get_num_threads(), "device": describe_device(args.device),
     }  # fmt: skip
 

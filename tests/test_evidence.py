@@ -1,5 +1,7 @@
-"""The paper table's standard-profile statistics (benchmarks/_evidence.py and the cell
-aggregation of benchmarks/paper_table.py) on hand-made units: no training."""
+"""The evidence benchmarks' bookkeeping, on hand-made units and runs (no training): the paper
+table's standard-profile statistics (benchmarks/_evidence.py and the cell aggregation of
+benchmarks/paper_table.py), which commit a result ran at (benchmarks/_provenance.py), and
+which half-finished recipe-ablation cells continue."""
 
 import functools
 import json
@@ -160,3 +162,19 @@ def test_changed_code_is_marked_and_prose_or_written_results_are_not(tmp_path, m
     provenance.code_commit.cache_clear()
     (tmp_path / "mogaqnn" / "a.py").write_text("edited")
     assert provenance.code_commit() == git("rev-parse", "--short", "HEAD") + "+uncommitted"
+
+
+def test_recipe_ablation_continues_a_cell_of_its_config_and_restarts_another(tmp_path):
+    import recipe_ablation
+
+    from mogaqnn import SearchConfig
+    from mogaqnn.run import RunDir
+
+    config = SearchConfig(model="lenet5", dataset="mnist5k", out=str(tmp_path / "cell"))
+    RunDir(tmp_path / "cell").prepare(config)
+    (tmp_path / "cell" / "study.journal").write_text("half a search")
+    # a different device is how it runs, not what it computes: the same run
+    assert recipe_ablation.continue_or_clear(tmp_path / "cell", config.replace(device="cpu"))
+    assert (tmp_path / "cell" / "study.journal").exists()
+    assert not recipe_ablation.continue_or_clear(tmp_path / "cell", config.replace(seed=1))
+    assert not (tmp_path / "cell").exists()
