@@ -3,7 +3,8 @@
 One row per step, added in turn to the row before (today's code first), for LeNet-5 and
 ResNet-20 on MNIST-5k, several seeds. A cell is one full search (``mogaqnn.search``) of one
 model, row and seed; it writes one JSON under ``--results`` and is skipped when that JSON
-exists, so an interrupted run continues cell by cell. The summary (mean +- std over seeds of
+exists, so an interrupted run continues cell by cell, and a cell cut short continues its
+search (mogaqnn's resume) when its config is unchanged. The summary (mean +- std over seeds of
 the val and test accuracy of the chosen model and of both FP32 baselines, compression,
 evaluations per minute) goes to ``--results``/summary.md.
 
