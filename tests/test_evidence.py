@@ -178,3 +178,17 @@ def test_recipe_ablation_continues_a_cell_of_its_config_and_restarts_another(tmp
     assert (tmp_path / "cell" / "study.journal").exists()
     assert not recipe_ablation.continue_or_clear(tmp_path / "cell", config.replace(seed=1))
     assert not (tmp_path / "cell").exists()
+
+
+def _plan(*extra):
+    script = Path(pt.__file__)
+    out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--cells",
+                          "lenet5:fashion-mnist", "--seeds", "0,1,2", "--plan", *extra],
+                         check=True, capture_output=True, text=True,
+                         cwd=script.parents[1])  # fmt: skip
+    return out.stdout
+
+
+def test_the_plan_runs_its_own_seed_count_unless_every_seed_is_asked_for():
+    assert "fashion-mnist/lenet5: seeds [0], " in _plan()  # the plan's one Fashion-MNIST seed
+    assert "fashion-mnist/lenet5: seeds [0, 1, 2], " in _plan("--all-seeds")
