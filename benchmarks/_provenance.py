@@ -20,6 +20,7 @@ def code_commit() -> str:
     """Short hash of HEAD at the first call in this process, with "+uncommitted" when the
     code differs from it: the package, the benchmarks or the build files (prose and the
     results the benchmarks write do not count)."""
+
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
         return out.stdout.strip()

@@ -94,5 +94,6 @@ def main() -> None:
                   f"{statistics.mean(secs):.2f} s each  [{' '.join(f'{a:.3f}' for a in accs)}]",
                   flush=True)  # fmt: skip
 
+
 if __name__ == "__main__":
     main()

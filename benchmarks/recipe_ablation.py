@@ -41,9 +41,19 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     # the code before issues 10-12: first-128 calibration, fixed ranges, no distillation,
     # widened copies of the base for the fitness and the final model, random first
     # generation, the most accurate of the front
-    ("today", {"_first_128": True, "quant_ranges": "fixed", "distill_weight": 0.0,
-               "bn_reestimate_batches": 0, "fitness": "widen", "final_init": "widen",
-               "seed_population": False, "select": "accuracy"}),  # fmt: skip
+    (
+        "today",
+        {
+            "_first_128": True,
+            "quant_ranges": "fixed",
+            "distill_weight": 0.0,
+            "bn_reestimate_batches": 0,
+            "fitness": "widen",
+            "final_init": "widen",
+            "seed_population": False,
+            "select": "accuracy",
+        },
+    ),  # fmt: skip
     ("calibration", {"_first_128": False}),  # seeded, every class
     ("following_ranges", {"quant_ranges": "lsq"}),  # the measured better of ema and lsq
     ("distillation", {"distill_weight": 0.7, "distill_temperature": 4.0}),

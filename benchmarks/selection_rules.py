@@ -188,7 +188,8 @@ def main() -> int:
         f"command: `python benchmarks/selection_rules.py {' '.join(sys.argv[1:])}`, "
         f"commit {COMMIT}\n\nGap: the chosen model's final accuracy minus the stronger FP32 "
         "baseline's (by val), pp, mean ± std over runs; judged on val, test for the record.\n\n"
-        + table + "\n"
+        + table
+        + "\n"
     )
     print(table)
     return 0

@@ -77,8 +77,11 @@ def main() -> int:
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--search-train-samples", type=int, default=2000)
-    ap.add_argument("--two-threads", action="store_true",
-                    help="also measure one worker with two threads (slow on a busy machine)")
+    ap.add_argument(
+        "--two-threads",
+        action="store_true",
+        help="also measure one worker with two threads (slow on a busy machine)",
+    )
     args = ap.parse_args()
     flags = [
         "population", args.population, "generations", args.generations, "seed", 0,

@@ -179,14 +179,17 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "search": ("run a MOGAQNN search and train the chosen individual", _cmd_search),
-    "resume": ("continue the run in a run directory (after a kill, or with more workers)",
-               _cmd_resume),
-    "worker": ("evaluate individuals for a search whose study is in a database",
-               _cmd_worker),
+    "resume": (
+        "continue the run in a run directory (after a kill, or with more workers)",
+        _cmd_resume,
+    ),
+    "worker": ("evaluate individuals for a search whose study is in a database", _cmd_worker),
     "export": ("export a run's trained individual: bit-packed file or ONNX", _cmd_export),
     "report": ("write a run's plots and HTML report into its directory", _cmd_report),
-    "dashboard": ("open a run's study in optuna-dashboard (needs mogaqnn[dashboard])",
-                  _cmd_dashboard),
+    "dashboard": (
+        "open a run's study in optuna-dashboard (needs mogaqnn[dashboard])",
+        _cmd_dashboard,
+    ),
     "models": ("list the model zoo with parameter counts", _cmd_models),
     "datasets": ("list the datasets and where they are found", _cmd_datasets),
 }
@@ -206,19 +209,36 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "resume":
             p.add_argument("dir", metavar="DIR", help="the run directory (its config.json)")
             _add_run_flags(p)
-            p.add_argument("--progress", dest="progress", default=None,
-                           action=argparse.BooleanOptionalAction, help=FIELD_HELP["progress"])
+            p.add_argument(
+                "--progress",
+                dest="progress",
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=FIELD_HELP["progress"],
+            )
             p.add_argument("--truncate-journal", action="store_true",
                            help="cut a damaged study journal before its first damaged line, "
                            "keeping the evaluations recorded before it")  # fmt: skip
         if name == "worker":
-            p.add_argument("--storage", required=True, metavar="URL",
-                           help="the coordinator's Optuna storage, e.g. postgresql://host/db")
-            p.add_argument("--study", default=SearchConfig.study, metavar="NAME",
-                           help="the coordinator's study name (default: %(default)s)")
-            p.add_argument("--out", required=True, metavar="DIR",
-                           help="a directory holding the coordinator's base.pt (shared or a "
-                           "copy); evaluations.log is written there")
+            p.add_argument(
+                "--storage",
+                required=True,
+                metavar="URL",
+                help="the coordinator's Optuna storage, e.g. postgresql://host/db",
+            )
+            p.add_argument(
+                "--study",
+                default=SearchConfig.study,
+                metavar="NAME",
+                help="the coordinator's study name (default: %(default)s)",
+            )
+            p.add_argument(
+                "--out",
+                required=True,
+                metavar="DIR",
+                help="a directory holding the coordinator's base.pt (shared or a "
+                "copy); evaluations.log is written there",
+            )
             _add_run_flags(p)
         if name in ("export", "report", "dashboard"):
             p.add_argument("run", metavar="RUN", help="run directory (a search's --out)")
@@ -236,8 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
                            )  # fmt: skip
         if name == "dashboard":
             p.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
-            p.add_argument("--host", default="127.0.0.1",
-                           help="address to listen on (default: %(default)s, this machine only)")
+            p.add_argument(
+                "--host",
+                default="127.0.0.1",
+                help="address to listen on (default: %(default)s, this machine only)",
+            )
         if name == "datasets":
             p.add_argument("--data-dir", default=None, help="folder searched first")
     return parser

@@ -25,7 +25,12 @@ from torch import nn
 from .quant import QuantLayer
 
 __all__ = [
-    "SizeBreakdown", "model_size", "fp32_size_bits", "KIB_BITS", "ACT_SCALE_BITS", "layer_macs",
+    "SizeBreakdown",
+    "model_size",
+    "fp32_size_bits",
+    "KIB_BITS",
+    "ACT_SCALE_BITS",
+    "layer_macs",
     "bit_operations",
     "bit_operations_at",
 ]

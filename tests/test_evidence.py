@@ -114,6 +114,7 @@ def test_evidence_markdown_states_the_headline_and_missing_runs():
 
 def _repo(tmp_path, monkeypatch):
     """A git repository standing in for the checkout, and a fresh start-of-process cache."""
+
     def git(*args):
         out = subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",
                               "user.email=t@t", *args], check=True, capture_output=True,

@@ -91,8 +91,14 @@ def test_widened_quantized_network_runs_forward_and_backward():
     model = ResDepthCat()
     graph = analyze_model(model, torch.randn(2, 1, 28, 28))
     layers = tuple(quantizable_layers(model))
-    space = SearchSpace(layers, tuple(g.name for g in graph.groups),
-                        tuple(g.width for g in graph.groups), (2, 4), (4, 8), (1.0, 1.5))
+    space = SearchSpace(
+        layers,
+        tuple(g.name for g in graph.groups),
+        tuple(g.width for g in graph.groups),
+        (2, 4),
+        (4, 8),
+        (1.0, 1.5),
+    )
     genome = Genome((2,) * len(layers), (4,) * len(layers), (1.5,) * len(graph.groups))
     q = build_individual(model, graph, space, genome, noise_std=0.01, seed=0)
     x = torch.randn(8, 1, 28, 28)

@@ -24,8 +24,14 @@ def test_size_of_a_known_model_and_genome_matches_hand_computation():
 
     model = Small()
     graph = analyze_model(model, torch.randn(2, 1, 6, 6))
-    space = SearchSpace(tuple(quantizable_layers(model)), tuple(g.name for g in graph.groups),
-                        tuple(g.width for g in graph.groups), (2, 4), (8,), (1.0, 1.5))
+    space = SearchSpace(
+        tuple(quantizable_layers(model)),
+        tuple(g.name for g in graph.groups),
+        tuple(g.width for g in graph.groups),
+        (2, 4),
+        (8,),
+        (1.0, 1.5),
+    )
     genome = Genome(weight_bits=(2, 4), act_bits=(8, 8), ratios=(1.5,))
     q = build_individual(model, graph, space, genome)
     # conv widened 4 -> 6 channels: 6*9 weights at 2 bits, 6 scales, 6 folded-BN biases;

@@ -216,5 +216,3 @@ def train_supernet(
             if step >= total_steps:
                 break
     supernet.eval()
-
-

@@ -404,13 +404,17 @@ class Search:
             "seed": cfg.seed,
             "config": cfg.to_dict(),
             "dataset": {
-                "name": data.name, "train": len(data.train), "val": len(data.val),
-                "test": len(data.test), "classes": data.num_classes,
+                "name": data.name,
+                "train": len(data.train),
+                "val": len(data.val),
+                "test": len(data.test),
+                "classes": data.num_classes,
                 "search_train": len(subset(data.train, cfg.search_train_samples, cfg.seed)),
                 "search_val": len(subset(data.val, cfg.search_val_samples, cfg.seed)),
             },
             "model": {
-                "name": cfg.model, "parameters": base_params,
+                "name": cfg.model,
+                "parameters": base_params,
                 "quantized_layers": list(space.layers),
                 "expansion_groups": [
                     {"group": g.name, "width": g.width, "layers": g.producers + g.passthrough}
@@ -422,14 +426,16 @@ class Search:
                 "epochs": cfg.pretrain_epochs + cfg.final_epochs,
                 "val_accuracy": final["fp32"]["val_accuracy"],
                 "test_accuracy": final["fp32"]["test_accuracy"],
-                "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
+                "size_bits": fp32_bits,
+                "size_kib": fp32_bits / KIB_BITS,
             },
             "fp32_distilled": {
                 "epochs": cfg.pretrain_epochs + cfg.final_epochs,
                 "distill_weight": cfg.distill_weight or BASELINE_DISTILL_WEIGHT,
                 "val_accuracy": final["fp32_distilled"]["val_accuracy"],
                 "test_accuracy": final["fp32_distilled"]["test_accuracy"],
-                "size_bits": fp32_bits, "size_kib": fp32_bits / KIB_BITS,
+                "size_bits": fp32_bits,
+                "size_kib": fp32_bits / KIB_BITS,
             },
             "claim": claim(final, fp32_bits, size.total_bits),
             "chosen": {
@@ -443,8 +449,10 @@ class Search:
                 "size_bits": size.total_bits,
                 "size_kib": size.kib,
                 "size_breakdown_bits": {
-                    "weights": size.weight_bits, "scales": size.scale_bits,
-                    "biases": size.bias_bits, "float": size.float_bits,
+                    "weights": size.weight_bits,
+                    "scales": size.scale_bits,
+                    "biases": size.bias_bits,
+                    "float": size.float_bits,
                     "activation_scales": size.act_scale_bits,
                 },
                 "compression_ratio": fp32_bits / size.total_bits,
@@ -453,7 +461,8 @@ class Search:
                 **space.describe(genome),
             },
             "search": {
-                "population": cfg.population, "generations": cfg.generations,
+                "population": cfg.population,
+                "generations": cfg.generations,
                 "evaluations": len(trials),
                 "trained": sum(not t.user_attrs.get("cache_hit") for t in trials),
                 "cache_hits": sum(bool(t.user_attrs.get("cache_hit")) for t in trials),
@@ -530,9 +539,7 @@ class _Progress:
         done = min(counts.get(gen, 0), cfg.population)
         if done == cfg.population and gen + 1 < cfg.generations:
             gen, done = gen + 1, 0  # the next generation is filling up
-        self.bar.set_postfix_str(
-            f"gen {gen + 1}/{cfg.generations}, eval {done}/{cfg.population}"
-        )
+        self.bar.set_postfix_str(f"gen {gen + 1}/{cfg.generations}, eval {done}/{cfg.population}")
         self.bar.refresh()
         for g in sorted(counts):
             if g in self.reported or counts[g] < cfg.population:
@@ -646,5 +653,3 @@ def format_result_table(r: dict[str, Any]) -> str:
     if "selection" in r:
         lines.append(f"chosen by the {r['selection']['rule']} rule: {r['selection']['reason']}")
     return "\n".join(lines)
-
-

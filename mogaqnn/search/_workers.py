@@ -99,7 +99,13 @@ def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda
     data = load_run_data(run, spec.data)
     device = resolve_device(config.device)
     evaluator = make_evaluator(
-        config, run.base, run.graph, run.space, data, device, run_dir.evaluations_log,
+        config,
+        run.base,
+        run.graph,
+        run.space,
+        data,
+        device,
+        run_dir.evaluations_log,
         root=run_dir.root,
     )
     study = open_study(config, spec.storage_url, make_sampler(config, seed=spec.seed))
