@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import importlib
 
 import torch
 
@@ -45,3 +46,20 @@ def test_without_a_start_the_reference_is_the_base_fine_tuned():
     fp32_fine_tuned_accuracy(evaluator)
     after = evaluator.base.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # fine-tuned a copy
+
+
+def test_the_reference_distils_from_the_base_when_the_individuals_do(monkeypatch):
+    # by module name: the attribute mogaqnn.search is the search function, not the package
+    reference = importlib.import_module("mogaqnn.search._reference")
+    evaluator = _evaluator()
+    distilling = dataclasses.replace(
+        evaluator, settings=dataclasses.replace(evaluator.settings, distill_weight=0.5)
+    )
+    seen = []
+
+    def spy(model, data, settings, **kwargs):
+        seen.append((settings.distill_weight, kwargs.get("teacher")))
+
+    monkeypatch.setattr(reference, "train_model", spy)
+    fp32_fine_tuned_accuracy(distilling)
+    assert seen == [(0.5, distilling.teacher)]  # the individuals' settings and teacher

@@ -1,9 +1,10 @@
 """The FP32 reference of the ``match-fp32`` rule: the FP32 architecture (ratio 1.0), started
 as every individual starts (the fitness's start: a supernet slice, a short training from
 scratch, or the base itself) and fine-tuned by the evaluation recipe, unquantized, on the
-search's train subset, measured on its val subset. Starting it elsewhere than the
-individuals would compare two recipes, not quantization and width against float (with the
-supernet fitness, the base alone scored 1.5 pp below the individuals it was compared to).
+search's train subset, measured on its val subset, distilled from the base when the
+individuals are. Starting or training it otherwise than the individuals would compare two
+recipes, not quantization and width against float (with the supernet fitness, the base alone
+scored 1.5 pp below the individuals it was compared to).
 
 Computed once per run and kept in the study (a resume reads it back), so it costs one
 evaluation. It uses the Evaluator's own subsets, training settings and seed; any
@@ -35,8 +36,10 @@ def fp32_fine_tuned_accuracy(evaluator: Evaluator) -> float:
         n = len(evaluator.space.layers)
         fp32 = Genome((FLOAT_BITS,) * n, (FLOAT_BITS,) * n, (1.0,) * len(evaluator.space.groups))
         model = evaluator.start(fp32).to(evaluator.device)
+    # the teacher too: an individual distils when the run does (train_model ignores it at
+    # weight 0), and a reference trained without it would compare two recipes
     train_model(model, evaluator.train_data, evaluator.settings, seed=evaluator.seed,
-                device=evaluator.device)  # fmt: skip
+                device=evaluator.device, teacher=evaluator.teacher)  # fmt: skip
     return evaluate_accuracy(model, evaluator.val_data, device=evaluator.device)
 
 
