@@ -53,7 +53,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
             "seed_population": False,
             "select": "accuracy",
         },
-    ),  # fmt: skip
+    ),
     ("calibration", {"_first_128": False}),  # seeded, every class
     ("following_ranges", {"quant_ranges": "lsq"}),  # the measured better of ema and lsq
     ("distillation", {"distill_weight": 0.7, "distill_temperature": 4.0}),
