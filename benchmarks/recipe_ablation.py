@@ -84,8 +84,10 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("weights_from_3_bits", {"distill_weight": 0.0, "weight_bits": (3, 4, 5, 6, 7, 8)}),
     # MNIST-5k's 400 val images (0.25 pp each) decide both the ranking and match-fp32's
     # comparison with the FP32 reference, so the smallest individual that seems to reach it
-    # is often one that only got lucky on val: the defaults with twice the val share (800
-    # images; every model, FP32 included, trains on 3,200 instead of 3,600)
+    # may only have been lucky on val: the defaults with twice the val share (800 images;
+    # every model, FP32 included, trains on 3,200 instead of 3,600). LeNet-5, six seeds: the
+    # gap closed (-0.05 pp) only because FP32 lost 0.34 pp; the chosen model's test accuracy
+    # did not move (96.65 vs 96.62 %), so the default stays 0.1 (README)
     ("val_share_20", {"weight_bits": (2, 3, 4, 5, 6, 7, 8), "val_fraction": 0.2}),
 ]
 DEMO = {"dataset": "mnist5k", "population": 16, "generations": 8}
