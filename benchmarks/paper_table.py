@@ -19,7 +19,7 @@ of search val accuracy vs final test accuracy over 20 individuals of the limited
 last front and population, benchmarks/fitness_fidelity.py's ``fidelity_from_run``).
 The units are aggregated (benchmarks/_evidence.py: mean +- std, paired 95% t-intervals,
 the claim at 4x and 8x, hypervolume and evaluations to reach random search's) into
-``benchmarks/results/paper_table_standard.{json,md}``; the .md is the README's Evidence
+``benchmarks/results/paper_table_standard.{json,md,png}``; the .md is the README's Evidence
 section. ``--profile standard-smoke`` runs the same machinery on a budget of minutes and
 writes under runs/ (a check, not a result).
 
@@ -478,7 +478,7 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
         return 0
     if args.aggregate:  # only the outputs, from the units already there
         doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
-        print(f"wrote {results / f'paper_table_{profile}'}.{{json,md}}", flush=True)
+        print(f"wrote {results / f'paper_table_{profile}'}.{{json,md,png}}", flush=True)
         return 0
     for cell in order:
         budget = plan[cell]
@@ -488,7 +488,7 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
         write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
     doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
     print(
-        f"wrote {results / f'paper_table_{profile}'}.{{json,md}}; missing runs: "
+        f"wrote {results / f'paper_table_{profile}'}.{{json,md,png}}; missing runs: "
         f"{len(doc['missing'])}",
         flush=True,
     )
@@ -596,6 +596,14 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     if ref is None:
         return out
     ref_by_seed = [x["limited"][ref]["test_accuracy"] for x in u]
+    # (compression, test accuracy - the stronger FP32's) per seed and arm: the claim plot
+    arms = {f"uniform{b}": lambda x, b=b: x["uniform"][f"uniform{b}"] for b in UNIFORM_BITS}
+    arms |= {a: lambda x, a=a: x[a] for a in ("limited", "unlimited", "random")}
+    out["gap_by_seed"] = {
+        arm: [[get(x)["compression_ratio"], get(x)["test_accuracy"] - r] for x, r
+              in zip(u, ref_by_seed) if {"compression_ratio", "test_accuracy"} <= get(x).keys()]
+        for arm, get in arms.items()
+    }  # fmt: skip
     out["paired"] = {
         arm: ev.paired_interval([x[arm]["test_accuracy"] - r for x, r in zip(u, ref_by_seed)
                                  if "test_accuracy" in x[arm]])
@@ -653,7 +661,80 @@ def write_outputs(profile: str, root: Path, plan: dict[str, dict[str, Any]], see
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     out.with_suffix(".md").write_text(evidence_markdown(doc))
+    plot_claim(doc, out.with_suffix(".png"))
     return doc
+
+
+# arm -> (legend label, colour, marker)
+PLOT_ARMS = {
+    "uniform8": ("uniform 8/4/2-bit QAT", "0.55", "s"), "uniform4": (None, "0.55", "s"),
+    "uniform2": (None, "0.55", "s"), "random": ("random search, FP32/8", "tab:blue", "v"),
+    "limited": ("MOGAQNN, FP32/8", "tab:red", "o"),
+    "unlimited": ("MOGAQNN, no limit", "tab:orange", "D"),
+}  # fmt: skip
+GAP_RANGE_PP = (-2.0, 1.5)  # shared y range; gaps below it are drawn on its floor, labelled
+
+
+def plot_claim(doc: dict[str, Any], path: Path) -> Path:
+    """One panel per cell (datasets by row, models by column): per arm, test accuracy minus
+    the stronger FP32 baseline's against compression, each seed faint and the mean with
+    +- std bars; the claim holds in the shaded region right of 4x (or 8x) and above 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display is needed or wanted
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    cells = doc["cells"]
+    datasets = [d for d in DATASETS if any(n.startswith(d + "/") for n in cells)]
+    models = [m for m in MODELS if any(n.endswith("/" + m) for n in cells)]
+    fig, axes = plt.subplots(len(datasets), len(models), squeeze=False, sharex=True, sharey=True,
+                             figsize=(3.1 * len(models), 2.9 * len(datasets)))  # fmt: skip
+    lo, hi = GAP_RANGE_PP
+    panels = [(i, d, j, m) for i, d in enumerate(datasets) for j, m in enumerate(models)]
+    for i, dataset, j, model in panels:
+        ax, c = axes[i][j], cells.get(f"{dataset}/{model}", {})
+        ax.set_xscale("log")
+        ax.set_xlim(1.5, 25)
+        ax.set_ylim(lo - 0.3, hi)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.axvspan(4, 25, ymin=(0.3 - lo) / (hi - lo + 0.3), color="tab:green", alpha=0.08)
+        for t in (4, 8):
+            ax.axvline(t, color="tab:green", ls="--", lw=0.8)
+        claim = c.get("claim")
+        verdict = ("no finished seed" if not claim else ", ".join(
+            f"{t} {'met' if claim[t]['met'] else 'not met'}" for t in ("4x", "8x")))  # fmt: skip
+        ax.set_title(f"{dataset} / {model} ({len(c.get('seeds', []))} seeds)\n{verdict}",
+                     fontsize=9)  # fmt: skip
+        for arm, pairs in c.get("gap_by_seed", {}).items():
+            label, colour, marker = PLOT_ARMS[arm]
+            x, y = np.array([p[0] for p in pairs]), np.array([100 * p[1] for p in pairs])
+            if not len(x):
+                continue
+            ax.scatter(x, np.maximum(y, lo), s=10, color=colour, marker=marker, alpha=0.35)
+            my = float(y.mean())
+            sx, sy = (float(v.std(ddof=1)) if len(v) > 1 else 0.0 for v in (x, y))
+            ax.errorbar(x.mean(), max(my, lo), xerr=sx, yerr=0 if my < lo else sy,
+                        color=colour, marker=marker, ms=6, capsize=2, lw=1, mec="black",
+                        mew=0.5, label=label if i == j == 0 else None)  # fmt: skip
+            if my < lo:  # off the shared range: on its floor, with the value
+                ax.annotate(f"{my:+.1f}", (x.mean(), lo), xytext=(0, -9), fontsize=7,
+                            textcoords="offset points", ha="center", color=colour)  # fmt: skip
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks([2, 4, 8, 16])
+        ax.grid(True, alpha=0.3)
+        if j == 0:
+            ax.set_ylabel("test acc. - stronger FP32 (pp)", fontsize=8)
+        if i == len(datasets) - 1:
+            ax.set_xlabel("compression vs FP32 (log)", fontsize=8)
+    fig.legend(loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("The claim per cell: shaded = at least FP32's test accuracy at >= 4x "
+                 "(dashed: 4x, 8x)", fontsize=10)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _ms(a: dict[str, Any] | None) -> str:

@@ -81,6 +81,11 @@ def test_cell_aggregate_claims_pairs_and_hypervolume():
     # random's final HV (0.65): MOGAQNN's first point alone (0.72) reaches it
     assert h["evaluations_to_random_final"] == {"limited": [1, 1], "random": [2, 2]}
     assert ev.claim_line(eight).startswith("at 8x claim met: MOGAQNN (limited) 92.50%")
+    # the claim plot's points: (compression, test - the stronger FP32's) per finished seed
+    gaps = c["gap_by_seed"]
+    assert gaps["limited"] == [pytest.approx([9.0, 0.01])] * 2
+    assert gaps["unlimited"] == [pytest.approx([5.0, 0.04]), pytest.approx([5.0, 0.03])]
+    assert gaps["uniform8"] == []  # these units record no compression for uniform QAT
 
 
 def test_claim_falls_back_and_fails_where_it_should():
@@ -93,7 +98,7 @@ def test_claim_falls_back_and_fails_where_it_should():
     assert ev.claim_line(c).startswith("at 4x claim not met")
 
 
-def test_evidence_markdown_states_the_headline_and_missing_runs():
+def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
     units = {s: _units(s, 0.92 + s * 0.01, 5.0) for s in (0, 1)}
     done = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
     empty = pt.aggregate_cell("mnist5k/vgg11", {}, [0, 1], [0, 1])
@@ -110,6 +115,9 @@ def test_evidence_markdown_states_the_headline_and_missing_runs():
     ) in text
     assert "Smoke check" not in text
     assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
+    # the claim plot draws a finished cell and an empty one side by side
+    png = pt.plot_claim(doc, tmp_path / "claim.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 def _repo(tmp_path, monkeypatch):
