@@ -77,8 +77,8 @@ from mogaqnn.models import create_model
 from mogaqnn.run import (
     augmentation_for,
     expansion_graph,
+    load_config_dataset,
     load_run,
-    load_run_data,
     train_settings,
 )
 from mogaqnn.search import run_evaluator
@@ -432,27 +432,25 @@ def search_unit(config: mogaqnn.SearchConfig) -> dict[str, Any]:
     return row
 
 
-def convergence_unit(limited_run: Path, device: str) -> dict[str, Any]:
-    """The FP32 recipe (P epochs at lr, F at qat_lr) at its budget, read from the limited
-    search's result, and at twice both, trained here; converged: < 0.5 pp apart on val."""
-    run = load_run(limited_run)
-    cfg = run.config
-    result = json.loads((limited_run / "result.json").read_text())
-    data = load_run_data(run)  # the search's splits (seed, val fraction, data directory)
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, in_channels=data.in_channels, num_classes=data.num_classes,
-                         image_size=data.image_size)  # fmt: skip
-    aug = augmentation_for(cfg, data)
-    train_model(model, data.train, train_settings(cfg, 2 * cfg.pretrain_epochs, cfg.lr, aug),
-                seed=cfg.seed, device=device)  # fmt: skip
-    train_model(model, data.train, train_settings(cfg, 2 * cfg.final_epochs, cfg.qat_lr, aug),
-                seed=cfg.seed, device=device)  # fmt: skip
-    once = result["fp32"]["val_accuracy"]
+def convergence_unit(config: mogaqnn.SearchConfig, val_accuracy: float,
+                     device: str) -> dict[str, Any]:  # fmt: skip
+    """The FP32 recipe (P epochs at lr, F at qat_lr) at twice its budget, trained here,
+    against ``val_accuracy``, the search's FP32 baseline at the budget (from its unit, so a
+    lost runs/ directory costs nothing); converged: < 0.5 pp apart on val."""
+    data = load_config_dataset(config)  # the search's splits (seed, val fraction, data dir)
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, in_channels=data.in_channels,
+                         num_classes=data.num_classes, image_size=data.image_size)  # fmt: skip
+    aug = augmentation_for(config, data)
+    for epochs, lr in ((config.pretrain_epochs, config.lr), (config.final_epochs, config.qat_lr)):
+        train_model(model, data.train, train_settings(config, 2 * epochs, lr, aug),
+                    seed=config.seed, device=device)  # fmt: skip
     twice = evaluate_accuracy(model, data.val, device=device)
-    return {"epochs": cfg.pretrain_epochs + cfg.final_epochs, "val_accuracy": once,
-            "epochs_doubled": 2 * (cfg.pretrain_epochs + cfg.final_epochs),
-            "val_accuracy_doubled": twice, "difference_pp": (twice - once) * 100,
-            "converged": abs(twice - once) < 0.005}  # fmt: skip
+    return {"epochs": config.pretrain_epochs + config.final_epochs,
+            "val_accuracy": val_accuracy,
+            "epochs_doubled": 2 * (config.pretrain_epochs + config.final_epochs),
+            "val_accuracy_doubled": twice, "difference_pp": (twice - val_accuracy) * 100,
+            "converged": abs(twice - val_accuracy) < 0.005}  # fmt: skip
 
 
 def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
@@ -530,30 +528,48 @@ def run_seed(cell, seed, budget, root, runs, args) -> None:
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
                lambda arm=arm: search_unit(cfgs[arm]))  # fmt: skip
     _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
-           lambda: uniform_qat(d / "limited", args.device))  # fmt: skip
+           lambda: uniform_qat(base_run(d), args.device))  # fmt: skip
+
+
+def base_run(d: Path) -> Path:
+    """A (cell, seed)'s run directory holding its FP32 base: the searches share one base
+    (seed_random_run copies it), and any may be all that is left of a lost runs/."""
+    return next((d / a for a in ("limited", "unlimited", "random")
+                 if (d / a / "base.pt").exists()), d / "limited")  # fmt: skip
 
 
 def run_once(cell, seed, budget, root, runs, args) -> None:
-    """Per cell, on the first seed: the convergence check and (two cells) the fidelity, on
-    the limited search (the unlimited one where the limited one found nothing)."""
+    """Per cell, on the first seed: the convergence check (from the limited search's unit,
+    the unlimited one's where the limited one found nothing) and, on two cells, the
+    fidelity (on that search's run directory)."""
     d = run_directory(runs, cell, seed, budget)
-    finished = [d / a for a in ("limited", "unlimited") if (d / a / "result.json").exists()]
-    if not finished:
+    done = [a for a in ("limited", "unlimited")
+            if (read_unit(unit_path(root, cell, seed, a), budget) or {}).get("fp32")]  # fmt: skip
+    if not done:
         print(f"{cell}: no search of seed {seed} finished: no convergence or fidelity check",
               flush=True)  # fmt: skip
         return
-    limited = finished[0]
+    fp32 = read_unit(unit_path(root, cell, seed, done[0]), budget)["fp32"]
+    config = standard_config(cell, budget, seed, d / done[0], sampler="nsga2",
+                             limited=done[0] == "limited", workers=args.workers,
+                             device=args.device)  # fmt: skip
     _timed(unit_path(root, cell, seed, "convergence"), budget, f"{cell} convergence",
-           lambda: convergence_unit(limited, args.device))  # fmt: skip
+           lambda: convergence_unit(config, fp32["val_accuracy"], args.device))  # fmt: skip
     unit = read_unit(unit_path(root, cell, seed, "convergence"), budget)
     print(f"{cell}: FP32 val {unit['val_accuracy']:.2%} at {unit['epochs']:g} epochs, "
           f"{unit['val_accuracy_doubled']:.2%} at {unit['epochs_doubled']:g}: "
           f"{'converged' if unit['converged'] else 'NOT converged'}", flush=True)  # fmt: skip
-    if cell in FIDELITY_CELLS or args.fidelity_all:
-        n = args.fidelity_individuals
-        _timed(unit_path(root, cell, seed, "fidelity"), budget, f"{cell} fidelity",
-               lambda: fidelity_from_run(limited, n, root / cell.replace("/", "-")
-                                         / f"s{seed}-fidelity.jsonl", args.device))  # fmt: skip
+    if cell not in FIDELITY_CELLS and not args.fidelity_all:
+        return
+    if not (d / done[0] / "result.json").exists():
+        print(f"{cell} fidelity: {d / done[0]} is gone (its unit is kept); move "
+              f"{unit_path(root, cell, seed, done[0])} aside and rerun to redo that search",
+              flush=True)  # fmt: skip
+        return
+    n = args.fidelity_individuals
+    _timed(unit_path(root, cell, seed, "fidelity"), budget, f"{cell} fidelity",
+           lambda: fidelity_from_run(d / done[0], n, root / cell.replace("/", "-")
+                                     / f"s{seed}-fidelity.jsonl", args.device))  # fmt: skip
 
 
 def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],

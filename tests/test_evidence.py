@@ -201,3 +201,23 @@ def _plan(*extra):
 def test_the_plan_runs_its_own_seed_count_unless_every_seed_is_asked_for():
     assert "fashion-mnist/lenet5: seeds [0], " in _plan()  # the plan's one Fashion-MNIST seed
     assert "fashion-mnist/lenet5: seeds [0, 1, 2], " in _plan("--all-seeds")
+
+
+def test_seed_units_survive_a_lost_run_directory(tmp_path):
+    """uniform QAT takes the FP32 base from whichever sibling search still has it, and the
+    convergence check needs only the search's unit: a checkout without runs/ continues."""
+    d = tmp_path / "s0"
+    for arm in ("limited", "random"):
+        (d / arm).mkdir(parents=True)
+    (d / "random" / "base.pt").write_bytes(b"")
+    assert pt.base_run(d) == d / "random"
+    (d / "limited" / "base.pt").write_bytes(b"")
+    assert pt.base_run(d) == d / "limited"
+    budget = {"pretrain_epochs": 0.05, "final_epochs": 0.05, "batch_size": 64}
+    config = pt.standard_config("mnist5k/lenet5", budget, 0, tmp_path / "gone", sampler="nsga2",
+                                limited=True, workers=1, device="cpu")  # fmt: skip
+    unit = pt.convergence_unit(config, 0.40, "cpu")
+    assert not (tmp_path / "gone").exists()
+    assert unit["epochs_doubled"] == pytest.approx(0.2) and unit["val_accuracy"] == 0.40
+    assert unit["difference_pp"] == pytest.approx(100 * (unit["val_accuracy_doubled"] - 0.40))
+    assert unit["converged"] == (abs(unit["difference_pp"]) < 0.5)
