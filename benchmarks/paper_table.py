@@ -481,8 +481,7 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
     for cell in order:
         budget = plan[cell]
         for seed in run_seeds(cell):
-            run_seed(cell, seed, budget, root, runs, args)
-        run_once(cell, seeds[0], budget, root, runs, args)
+            run_seed(cell, seed, budget, root, runs, args, once=seed == seeds[0])
         write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
     doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
     print(
@@ -512,7 +511,10 @@ def run_directory(runs: Path, cell: str, seed: int, budget: dict[str, Any]) -> P
     return runs / cell.replace("/", "-") / f"s{seed}-{tag[:8]}"
 
 
-def run_seed(cell, seed, budget, root, runs, args) -> None:
+def run_seed(cell, seed, budget, root, runs, args, once: bool) -> None:
+    """A (cell, seed)'s four units; with ``once``, the cell's once-only units right after
+    the limited search, while its run directory (which the fidelity check trains from, and
+    which a session's end may take) is there."""
     d = run_directory(runs, cell, seed, budget)
     cfgs = {
         "limited": standard_config(cell, budget, seed, d / "limited", sampler="nsga2",
@@ -527,6 +529,8 @@ def run_seed(cell, seed, budget, root, runs, args) -> None:
             seed_random_run(d / "limited", d / arm, cfgs[arm])
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
                lambda arm=arm: search_unit(cfgs[arm]))  # fmt: skip
+        if arm == "limited" and once:
+            run_once(cell, seed, budget, root, runs, args)
     _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
            lambda: uniform_qat(base_run(d), args.device))  # fmt: skip
 
