@@ -565,13 +565,18 @@ def run_once(cell, seed, budget, root, runs, args) -> None:
           f"{'converged' if unit['converged'] else 'NOT converged'}", flush=True)  # fmt: skip
     if cell not in FIDELITY_CELLS and not args.fidelity_all:
         return
-    if not (d / done[0] / "result.json").exists():
-        print(f"{cell} fidelity: {d / done[0]} is gone (its unit is kept); move "
-              f"{unit_path(root, cell, seed, done[0])} aside and rerun to redo that search",
-              flush=True)  # fmt: skip
-        return
+    fidelity = unit_path(root, cell, seed, "fidelity")
+    if read_unit(fidelity, budget) is None and not (d / done[0] / "result.json").exists():
+        # runs/ did not outlive a session: search again (same seed and budget, so the same
+        # trials; the unit stays as it was) for the individuals the fidelity check trains
+        print(f"{cell} fidelity: {d / done[0]} is gone; searching again", flush=True)
+        again = run_search(config)
+        kept = read_unit(unit_path(root, cell, seed, done[0]), budget)
+        print(f"{cell} fidelity: the search again chose test {again.get('test_accuracy')} at "
+              f"{again.get('compression_ratio')}x; its unit: {kept.get('test_accuracy')} at "
+              f"{kept.get('compression_ratio')}x", flush=True)  # fmt: skip
     n = args.fidelity_individuals
-    _timed(unit_path(root, cell, seed, "fidelity"), budget, f"{cell} fidelity",
+    _timed(fidelity, budget, f"{cell} fidelity",
            lambda: fidelity_from_run(d / done[0], n, root / cell.replace("/", "-")
                                      / f"s{seed}-fidelity.jsonl", args.device))  # fmt: skip
 
