@@ -90,10 +90,13 @@ def claim_at(
     chosen: Sequence[dict[str, Any] | None],
     reference: Sequence[float],
     reference_name: str,
+    fp32_converged: bool | None = None,
 ) -> dict[str, Any]:
     """Is the mean test accuracy of the chosen models (one per seed; None where the search
     found nothing) at least the stronger FP32 baseline's, every one compressed at least
-    ``threshold`` times? ``reference``: that baseline's test accuracy per seed."""
+    ``threshold`` times? ``reference``: that baseline's test accuracy per seed. A baseline
+    whose convergence check failed (``fp32_converged`` False) is under-trained: beating it
+    does not count."""
     missing = sum(c is None or "test_accuracy" not in c for c in chosen)
     ok = [c for c in chosen if c is not None and "test_accuracy" in c]
     out: dict[str, Any] = {"threshold": threshold, "reference": reference_name,
@@ -112,6 +115,8 @@ def claim_at(
         why.append(f"compression {low:.1f}x below {threshold:g}x")
     if acc < ref:
         why.append(f"{(ref - acc) * 100:.2f} pp below {reference_name}")
+    if fp32_converged is False:
+        why.append("FP32 not converged at this budget")
     return {**out, "met": not why, "why": "; ".join(why)}
 
 

@@ -432,25 +432,28 @@ def search_unit(config: mogaqnn.SearchConfig) -> dict[str, Any]:
     return row
 
 
-def convergence_unit(config: mogaqnn.SearchConfig, val_accuracy: float,
-                     device: str) -> dict[str, Any]:  # fmt: skip
-    """The FP32 recipe (P epochs at lr, F at qat_lr) at twice its budget, trained here,
-    against ``val_accuracy``, the search's FP32 baseline at the budget (from its unit, so a
-    lost runs/ directory costs nothing); converged: < 0.5 pp apart on val."""
+def convergence_unit(config: mogaqnn.SearchConfig, device: str) -> dict[str, Any]:
+    """The FP32 recipe (P epochs at lr, then F at qat_lr: how a search trains its FP32
+    baseline) at its budget and at twice it, each from the same seed; converged: val
+    accuracy < 0.5 pp apart. It needs no search, so it runs before a cell's searches and an
+    under-trained budget costs minutes instead of the cell's hours."""
     data = load_config_dataset(config)  # the search's splits (seed, val fraction, data dir)
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, in_channels=data.in_channels,
-                         num_classes=data.num_classes, image_size=data.image_size)  # fmt: skip
     aug = augmentation_for(config, data)
-    for epochs, lr in ((config.pretrain_epochs, config.lr), (config.final_epochs, config.qat_lr)):
-        train_model(model, data.train, train_settings(config, 2 * epochs, lr, aug),
-                    seed=config.seed, device=device)  # fmt: skip
-    twice = evaluate_accuracy(model, data.val, device=device)
-    return {"epochs": config.pretrain_epochs + config.final_epochs,
-            "val_accuracy": val_accuracy,
+    val = []
+    for scale in (1, 2):
+        torch.manual_seed(config.seed)
+        model = create_model(config.model, in_channels=data.in_channels,
+                             num_classes=data.num_classes, image_size=data.image_size)  # fmt: skip
+        for epochs, lr in ((config.pretrain_epochs, config.lr),
+                           (config.final_epochs, config.qat_lr)):  # fmt: skip
+            train_model(model, data.train, train_settings(config, scale * epochs, lr, aug),
+                        seed=config.seed, device=device)  # fmt: skip
+        val.append(evaluate_accuracy(model, data.val, device=device))
+    once, twice = val
+    return {"epochs": config.pretrain_epochs + config.final_epochs, "val_accuracy": once,
             "epochs_doubled": 2 * (config.pretrain_epochs + config.final_epochs),
-            "val_accuracy_doubled": twice, "difference_pp": (twice - val_accuracy) * 100,
-            "converged": abs(twice - val_accuracy) < 0.005}  # fmt: skip
+            "val_accuracy_doubled": twice, "difference_pp": (twice - once) * 100,
+            "converged": abs(twice - once) < 0.005}  # fmt: skip
 
 
 def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
@@ -474,16 +477,23 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
     print(f"  total ~{total / 3600:.1f} h", flush=True)
     if args.plan:
         return 0
+    # the outputs always cover every cell, whichever cells this invocation runs
+    every = {c: standard_budget(profile, c) for c in STANDARD}
+    table = dict(sorted(every.items(),
+                        key=lambda cb: estimate_s(*cb, cb[1]["seeds"], args.workers)))  # fmt: skip
     if args.aggregate:  # only the outputs, from the units already there
-        doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
+        write_outputs(profile, root, table, seeds, command, results)
         print(f"wrote {results / f'paper_table_{profile}'}.{{json,md,png}}", flush=True)
         return 0
     for cell in order:
         budget = plan[cell]
+        converged = run_convergence(cell, seeds[0], budget, root, runs, args)
+        if args.check_convergence or not (converged or profile == "standard-smoke"):
+            continue  # (the smoke check's budget is under-trained by design)
         for seed in run_seeds(cell):
-            run_seed(cell, seed, budget, root, runs, args, once=seed == seeds[0])
-        write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
-    doc = write_outputs(profile, root, {c: plan[c] for c in order}, seeds, command, results)
+            run_seed(cell, seed, budget, root, runs, args, fidelity=seed == seeds[0])
+        write_outputs(profile, root, table, seeds, command, results)
+    doc = write_outputs(profile, root, table, seeds, command, results)
     print(
         f"wrote {results / f'paper_table_{profile}'}.{{json,md,png}}; missing runs: "
         f"{len(doc['missing'])}",
@@ -511,10 +521,10 @@ def run_directory(runs: Path, cell: str, seed: int, budget: dict[str, Any]) -> P
     return runs / cell.replace("/", "-") / f"s{seed}-{tag[:8]}"
 
 
-def run_seed(cell, seed, budget, root, runs, args, once: bool) -> None:
-    """A (cell, seed)'s four units; with ``once``, the cell's once-only units right after
-    the limited search, while its run directory (which the fidelity check trains from, and
-    which a session's end may take) is there."""
+def run_seed(cell, seed, budget, root, runs, args, fidelity: bool) -> None:
+    """A (cell, seed)'s four units; with ``fidelity``, the cell's fidelity check right after
+    the limited search, while the run directory it trains from (which a session's end may
+    take) is there."""
     d = run_directory(runs, cell, seed, budget)
     cfgs = {
         "limited": standard_config(cell, budget, seed, d / "limited", sampler="nsga2",
@@ -529,8 +539,8 @@ def run_seed(cell, seed, budget, root, runs, args, once: bool) -> None:
             seed_random_run(d / "limited", d / arm, cfgs[arm])
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
                lambda arm=arm: search_unit(cfgs[arm]))  # fmt: skip
-        if arm == "limited" and once:
-            run_once(cell, seed, budget, root, runs, args)
+        if arm == "limited" and fidelity and (cell in FIDELITY_CELLS or args.fidelity_all):
+            run_fidelity(cell, seed, budget, root, runs, args)
     _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
            lambda: uniform_qat(base_run(d), args.device))  # fmt: skip
 
@@ -542,42 +552,46 @@ def base_run(d: Path) -> Path:
                  if (d / a / "base.pt").exists()), d / "limited")  # fmt: skip
 
 
-def run_once(cell, seed, budget, root, runs, args) -> None:
-    """Per cell, on the first seed: the convergence check (from the limited search's unit,
-    the unlimited one's where the limited one found nothing) and, on two cells, the
-    fidelity (on that search's run directory)."""
-    d = run_directory(runs, cell, seed, budget)
-    done = [a for a in ("limited", "unlimited")
-            if (read_unit(unit_path(root, cell, seed, a), budget) or {}).get("fp32")]  # fmt: skip
-    if not done:
-        print(f"{cell}: no search of seed {seed} finished: no convergence or fidelity check",
-              flush=True)  # fmt: skip
-        return
-    fp32 = read_unit(unit_path(root, cell, seed, done[0]), budget)["fp32"]
-    config = standard_config(cell, budget, seed, d / done[0], sampler="nsga2",
-                             limited=done[0] == "limited", workers=args.workers,
+def run_convergence(cell, seed, budget, root, runs, args) -> bool:
+    """The cell's convergence check (first seed), before its searches; False: not converged,
+    and the cell's searches are not worth their hours at this budget."""
+    config = standard_config(cell, budget, seed, run_directory(runs, cell, seed, budget)
+                             / "limited", sampler="nsga2", limited=True, workers=args.workers,
                              device=args.device)  # fmt: skip
-    _timed(unit_path(root, cell, seed, "convergence"), budget, f"{cell} convergence",
-           lambda: convergence_unit(config, fp32["val_accuracy"], args.device))  # fmt: skip
-    unit = read_unit(unit_path(root, cell, seed, "convergence"), budget)
+    path = unit_path(root, cell, seed, "convergence")
+    _timed(path, budget, f"{cell} convergence", lambda: convergence_unit(config, args.device))
+    unit = read_unit(path, budget)
     print(f"{cell}: FP32 val {unit['val_accuracy']:.2%} at {unit['epochs']:g} epochs, "
           f"{unit['val_accuracy_doubled']:.2%} at {unit['epochs_doubled']:g}: "
           f"{'converged' if unit['converged'] else 'NOT converged'}", flush=True)  # fmt: skip
-    if cell not in FIDELITY_CELLS and not args.fidelity_all:
-        return
+    if not unit["converged"] and args.profile == "standard":
+        print(f"{cell}: its FP32 budget is under-trained; raise its epochs in STANDARD "
+              f"(benchmarks/paper_table.py): its searches are skipped", flush=True)  # fmt: skip
+    return unit["converged"]
+
+
+def run_fidelity(cell, seed, budget, root, runs, args) -> None:
+    """Kendall's tau of the limited search's individuals (first seed), on its run directory:
+    searched again where that directory did not outlive a session."""
+    d = run_directory(runs, cell, seed, budget) / "limited"
+    limited = read_unit(unit_path(root, cell, seed, "limited"), budget) or {}
     fidelity = unit_path(root, cell, seed, "fidelity")
-    if read_unit(fidelity, budget) is None and not (d / done[0] / "result.json").exists():
-        # runs/ did not outlive a session: search again (same seed and budget, so the same
-        # trials; the unit stays as it was) for the individuals the fidelity check trains
-        print(f"{cell} fidelity: {d / done[0]} is gone; searching again", flush=True)
+    if "test_accuracy" not in limited:
+        print(f"{cell} fidelity: the limited search of seed {seed} chose no model: no check",
+              flush=True)  # fmt: skip
+        return
+    if read_unit(fidelity, budget) is None and not (d / "result.json").exists():
+        # the same seed and budget give the same trials; the limited unit stays as it was
+        print(f"{cell} fidelity: {d} is gone; searching again", flush=True)
+        config = standard_config(cell, budget, seed, d, sampler="nsga2", limited=True,
+                                 workers=args.workers, device=args.device)  # fmt: skip
         again = run_search(config)
-        kept = read_unit(unit_path(root, cell, seed, done[0]), budget)
         print(f"{cell} fidelity: the search again chose test {again.get('test_accuracy')} at "
-              f"{again.get('compression_ratio')}x; its unit: {kept.get('test_accuracy')} at "
-              f"{kept.get('compression_ratio')}x", flush=True)  # fmt: skip
+              f"{again.get('compression_ratio')}x; its unit: {limited['test_accuracy']} at "
+              f"{limited['compression_ratio']}x", flush=True)  # fmt: skip
     n = args.fidelity_individuals
     _timed(fidelity, budget, f"{cell} fidelity",
-           lambda: fidelity_from_run(d / done[0], n, root / cell.replace("/", "-")
+           lambda: fidelity_from_run(d, n, root / cell.replace("/", "-")
                                      / f"s{seed}-fidelity.jsonl", args.device))  # fmt: skip
 
 
@@ -638,7 +652,8 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     for t in CLAIM_THRESHOLDS:
         chosen = [ev.pick_for_threshold(t, x["limited"], None if t >= COMPRESSION_TARGET
                                         else x["unlimited"]) for x in u]  # fmt: skip
-        out["claim"][f"{t:g}x"] = ev.claim_at(t, chosen, ref_by_seed, ref)
+        out["claim"][f"{t:g}x"] = ev.claim_at(t, chosen, ref_by_seed, ref,
+                                              out["convergence"].get("converged"))  # fmt: skip
     hv = {arm: [] for arm in ("limited", "random")}
     reach = {arm: [] for arm in ("limited", "random")}
     evaluations = []
@@ -997,6 +1012,12 @@ def main() -> int:
         "--plan",
         action="store_true",
         help="standard profiles: print the cells, seeds and estimated hours, run nothing",
+    )
+    p.add_argument(
+        "--check-convergence",
+        action="store_true",
+        help="standard profiles: run only each cell's FP32 convergence check (minutes; a "
+        "cell's searches are skipped where it fails anyway)",
     )
     p.add_argument(
         "--aggregate",
