@@ -319,8 +319,9 @@ STANDARD_COMMON: dict[str, Any] = {"population": 16, "generations": 8, "search_e
 STANDARD: dict[str, dict[str, Any]] = {
     "mnist5k/lenet5": {"pretrain_epochs": 16, "final_epochs": 4, "search_train_samples": 2000,
                        "val_fraction": 0.1, "seeds": 3},  # ~1.0 h
-    "mnist5k/alexnet": {"pretrain_epochs": 12, "final_epochs": 4, "search_train_samples": 2000,
-                        "val_fraction": 0.1, "seeds": 3},  # ~2.6 h
+    # AlexNet: 12 + 4 epochs was not converged (val 97.75 % -> 98.75 % at twice, 4699451)
+    "mnist5k/alexnet": {"pretrain_epochs": 24, "final_epochs": 8, "search_train_samples": 2000,
+                        "val_fraction": 0.1, "seeds": 3},
     "mnist5k/vgg11": {"pretrain_epochs": 12, "final_epochs": 4, "search_train_samples": 2000,
                       "val_fraction": 0.1, "seeds": 3},  # ~2.1 h
     "mnist5k/mobilenetv2": {"pretrain_epochs": 12, "final_epochs": 4,
