@@ -541,7 +541,7 @@ def run_seed(cell, seed, budget, root, runs, args, fidelity: bool) -> None:
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
                lambda arm=arm: search_unit(cfgs[arm]))  # fmt: skip
         if arm == "limited" and fidelity and (cell in FIDELITY_CELLS or args.fidelity_all):
-            run_fidelity(cell, seed, budget, root, runs, args)
+            run_fidelity(cell, seed, budget, root, cfgs["limited"], args)
     _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
            lambda: uniform_qat(base_run(d), args.device))  # fmt: skip
 
@@ -571,10 +571,10 @@ def run_convergence(cell, seed, budget, root, runs, args) -> bool:
     return unit["converged"]
 
 
-def run_fidelity(cell, seed, budget, root, runs, args) -> None:
-    """Kendall's tau of the limited search's individuals (first seed), on its run directory:
-    searched again where that directory did not outlive a session."""
-    d = run_directory(runs, cell, seed, budget) / "limited"
+def run_fidelity(cell, seed, budget, root, config: mogaqnn.SearchConfig, args) -> None:
+    """Kendall's tau of the limited search's individuals (first seed), on its run directory
+    (``config.out``): searched again where that directory did not outlive a session."""
+    d = Path(config.out)
     limited = read_unit(unit_path(root, cell, seed, "limited"), budget) or {}
     fidelity = unit_path(root, cell, seed, "fidelity")
     if "test_accuracy" not in limited:
@@ -584,8 +584,6 @@ def run_fidelity(cell, seed, budget, root, runs, args) -> None:
     if read_unit(fidelity, budget) is None and not (d / "result.json").exists():
         # the same seed and budget give the same trials; the limited unit stays as it was
         print(f"{cell} fidelity: {d} is gone; searching again", flush=True)
-        config = standard_config(cell, budget, seed, d, sampler="nsga2", limited=True,
-                                 workers=args.workers, device=args.device)  # fmt: skip
         again = run_search(config)
         print(f"{cell} fidelity: the search again chose test {again.get('test_accuracy')} at "
               f"{again.get('compression_ratio')}x; its unit: {limited['test_accuracy']} at "
