@@ -730,6 +730,7 @@ def plot_claim(doc: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(len(datasets), len(models), squeeze=False, sharex=True, sharey=True,
                              figsize=(3.1 * len(models), 2.9 * len(datasets)))  # fmt: skip
     lo, hi = GAP_RANGE_PP
+    labelled: set[str] = set()  # each label once, in whichever panel draws it first
     panels = [(i, d, j, m) for i, d in enumerate(datasets) for j, m in enumerate(models)]
     for i, dataset, j, model in panels:
         ax, c = axes[i][j], cells.get(f"{dataset}/{model}", {})
@@ -755,7 +756,8 @@ def plot_claim(doc: dict[str, Any], path: Path) -> Path:
             sx, sy = (float(v.std(ddof=1)) if len(v) > 1 else 0.0 for v in (x, y))
             ax.errorbar(x.mean(), max(my, lo), xerr=sx, yerr=0 if my < lo else sy,
                         color=colour, marker=marker, ms=6, capsize=2, lw=1, mec="black",
-                        mew=0.5, label=label if i == j == 0 else None)  # fmt: skip
+                        mew=0.5, label=None if label in labelled else label)  # fmt: skip
+            labelled.add(label)
             if my < lo:  # off the shared range: on its floor, with the value
                 ax.annotate(f"{my:+.1f}", (x.mean(), lo), xytext=(0, -9), fontsize=7,
                             textcoords="offset points", ha="center", color=colour)  # fmt: skip
