@@ -175,6 +175,8 @@ def run_search(config: mogaqnn.SearchConfig) -> dict[str, Any]:
         "epochs": ch["epochs"], "evaluations": r.data["search"]["evaluations"],
         "trained": r.data["search"]["trained"], "fp32": r.fp32, "search_s":
         r.data["timing"]["search_s"], "total_s": r.data["timing"]["total_s"],
+        "resumed": r.data["timing"].get("resumed"),
+        "evaluations_s": r.data["timing"].get("evaluations_s"),
     }  # fmt: skip
 
 

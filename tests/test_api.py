@@ -70,6 +70,9 @@ def test_user_module_and_data_through_the_api(tmp_path):
     assert len(result.chosen["layers"]) == 5
     assert result.chosen["size_bits"] < result.fp32["size_bits"]
     assert result.data["search"]["evaluations"] == 4
+    timing = result.data["timing"]
+    assert timing["resumed"] is False
+    assert 0 < timing["evaluations_s"] <= timing["search_s"]  # one process did them all
 
 
 def test_untraceable_user_module_searches_bits_only_with_a_note(tmp_path, capsys):

@@ -60,6 +60,9 @@ def test_sigkill_mid_generation_then_resume(tmp_path):
     assert "MOGAQNN (chosen)" in proc.stdout
     result = json.loads((out / "result.json").read_text())
     assert result["search"]["evaluations"] == POPULATION * GENERATIONS
+    # the evaluations of both processes count, not only the resumed one's
+    assert result["timing"]["resumed"] is True
+    assert result["timing"]["evaluations_s"] > 0
     trials = read_trials(f"journal:{out / 'study.journal'}")
     sizes = generation_sizes(trials)
     assert sizes == {g: POPULATION for g in range(GENERATIONS)}
