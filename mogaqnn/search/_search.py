@@ -188,11 +188,7 @@ class Search:
         result = self._result_dict(
             data, base, graph, space, genome, chosen, study, last_population, front, final,
             {"pretrain_s": pretrain_s, "search_s": search_s, "final_s": final_s,
-             "total_s": time.perf_counter() - start, "resumed": resumed,
-             # search_s counts this process only; a resumed search's evaluations ran
-             # across processes, and their summed duration is in the study
-             "evaluations_s": sum(t.duration.total_seconds() for t in completed(study)
-                                  if t.duration is not None)},
+             "total_s": time.perf_counter() - start, "resumed": resumed},
         )  # fmt: skip
         result["chosen"]["bops"] = chosen.user_attrs.get("bops")
         result["fp32"]["bops"] = bit_operations(base, layer_macs(base, data.val.x[:1].to(
@@ -476,7 +472,14 @@ class Search:
                 "front": sorted(t.number for t in front),
             },
             "final_diverged": final["diverged"],
-            "timing": timing,
+            # search_s counts this process only; a resumed search's evaluations ran
+            # across processes, and their summed duration is in the study
+            "timing": {
+                **timing,
+                "evaluations_s": sum(
+                    t.duration.total_seconds() for t in trials if t.duration is not None
+                ),
+            },
         }
 
     def _write_pareto_csv(self, study, space, last_population, front, chosen) -> None:
