@@ -746,8 +746,9 @@ def plot_claim(doc: dict[str, Any], path: Path) -> Path:
         claim = c.get("claim")
         verdict = ("no finished seed" if not claim else ", ".join(
             f"{t} {'met' if claim[t]['met'] else 'not met'}" for t in ("4x", "8x")))  # fmt: skip
-        ax.set_title(f"{dataset} / {model} ({len(c.get('seeds', []))} seeds)\n{verdict}",
-                     fontsize=9)  # fmt: skip
+        n = len(c.get("seeds", []))
+        seeds = f"{n} seed" + ("" if n == 1 else "s")
+        ax.set_title(f"{dataset} / {model} ({seeds})\n{verdict}", fontsize=9)
         for arm, pairs in c.get("gap_by_seed", {}).items():
             label, colour, marker = PLOT_ARMS[arm]
             x, y = np.array([p[0] for p in pairs]), np.array([100 * p[1] for p in pairs])
