@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,8 @@ from torch import nn
 from .data import Augmentation, LabelledImages, iterate_batches
 
 __all__ = [
+    "EpochCheckpoints",
+    "Progress",
     "Teacher",
     "TrainSettings",
     "TrainingDiverged",
@@ -123,6 +127,66 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=s.lr)
 
 
+class Progress(Protocol):
+    """Where a long training keeps its state at each finished epoch (run.TrainingProgress)."""
+
+    def load(self, total_steps: int) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+class EpochCheckpoints:
+    """Everything a training loop needs to go on exactly where it stopped: weights, optimizer
+    and schedule, the step, and every random state it draws from (the batch order's
+    generator, torch's global one for dropout, the loop's own ``rng``). Saved after each
+    finished epoch, so a stopped run loses at most one epoch and continues as if it had
+    never stopped (tests/test_train.py compares the weights bit for bit)."""
+
+    def __init__(
+        self,
+        progress: Progress | None,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        gen: torch.Generator,
+        total_steps: int,
+        device: torch.device | str,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.progress, self.model, self.opt, self.sched = progress, model, opt, sched
+        self.gen, self.total_steps, self.rng = gen, total_steps, rng
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+
+    def restore(self) -> tuple[int, float]:
+        """The step and last epoch's mean loss to go on from (0, 0.0 for a fresh start)."""
+        state = self.progress.load(self.total_steps) if self.progress is not None else None
+        if state is None:
+            return 0, 0.0
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["batch_order"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if self.rng is not None:
+            self.rng.setstate(state["rng"])
+        return state["step"], state["loss"]
+
+    def save(self, step: int, loss: float) -> None:
+        if self.progress is None:
+            return
+        self.progress.save({
+            "step": step, "total_steps": self.total_steps, "loss": loss,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "batch_order": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.cuda else None,
+            "rng": self.rng.getstate() if self.rng is not None else None,
+        })  # fmt: skip
+
+
 def train_model(
     model: nn.Module,
     data: LabelledImages,
@@ -131,12 +195,14 @@ def train_model(
     seed: int,
     device: torch.device | str = "cpu",
     teacher: Teacher | None = None,
+    progress: Progress | None = None,
 ) -> float:
     """Train in place with a cosine learning-rate schedule; return the last epoch's mean loss.
 
     With a ``teacher`` and ``settings.distill_weight`` > 0 the loss distils from it: its
     logits come from its cache without augmentation, else from a forward pass per step.
-    Raises TrainingDiverged on a non-finite loss.
+    With ``progress`` the state is saved there after every epoch and a saved state is
+    continued from. Raises TrainingDiverged on a non-finite loss.
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout and other in-model randomness
@@ -145,12 +211,13 @@ def train_model(
     total_steps = max(1, round(settings.epochs * steps_per_epoch))
     opt = make_optimizer(model, settings)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    checkpoints = EpochCheckpoints(progress, model, opt, sched, gen, total_steps, device)
     distil = teacher is not None and settings.distill_weight > 0
     augmented = settings.augmentation is not None and settings.augmentation.active
     cached = teacher.logits_on(data, device) if distil and not augmented else None  # type: ignore[union-attr]
     # Batches of indices, so the cached logits and the labels are looked up per batch.
     indexed = LabelledImages(data.x, torch.arange(len(data)))
-    step, loss_sum, loss_count = 0, 0.0, 0
+    step, last_loss = checkpoints.restore()
     while step < total_steps:
         loss_sum, loss_count = 0.0, 0
         for x, idx in iterate_batches(
@@ -173,7 +240,9 @@ def train_model(
             step += 1
             if step >= total_steps:
                 break
-    return loss_sum / max(loss_count, 1)
+        last_loss = loss_sum / max(loss_count, 1)
+        checkpoints.save(step, last_loss)
+    return last_loss
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Helpers of the resume / worker tests: run the real command, read back the study."""
+"""Helpers of the resume / worker tests: run the real command, read back the study, stop a
+training after a checkpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
+from torch import nn
 
 from mogaqnn.search._store import open_storage
 from mogaqnn.search._trials import FAIL_REASON, GENOME_KEY, trial_generation
@@ -76,3 +79,29 @@ def check_nothing_lost_or_trained_twice(trials: list[FrozenTrial], started: Coun
 
 def generation_sizes(trials: list[FrozenTrial]) -> Counter:
     return Counter(trial_generation(t) for t in trials if t.state == TrialState.COMPLETE)
+
+
+class Stopped(Exception):
+    """Stands for a kill right after a training wrote its checkpoint."""
+
+
+class StopAfterSaves:
+    """A training's progress file (run.TrainingProgress) that stops the training right after
+    its ``saves``-th checkpoint."""
+
+    def __init__(self, progress, saves: int) -> None:
+        self.progress, self.saves = progress, saves
+
+    def load(self, total_steps: int):
+        return self.progress.load(total_steps)
+
+    def save(self, state) -> None:
+        self.progress.save(state)
+        self.saves -= 1
+        if self.saves == 0:
+            raise Stopped
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name

@@ -13,6 +13,7 @@ from mogaqnn.train import (
     reestimate_batchnorm,
     train_model,
 )
+from tests._runs import StopAfterSaves, Stopped, assert_same_weights
 
 
 def _data(n=96):
@@ -116,3 +117,54 @@ def test_learned_scales_train_at_a_rate_relative_to_their_size(optimizer):
         moved = (model[i].learned_weight_scale - before[i]).abs().max().item() / size[i]
         # three Adam steps on a cosine schedule: at most about 3 * lr * scale_lr of its size
         assert 0 < moved <= 3 * 1e-2 * 0.5 * 1.01
+
+
+def _dropout_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Dropout(0.3), nn.Linear(8, 3))
+
+
+def test_a_training_stopped_after_an_epoch_continues_as_if_it_had_never_stopped(tmp_path):
+    from mogaqnn.run import TrainingProgress
+
+    aug = Augmentation(crop_padding=1, horizontal_flip=True)  # draws from the batch generator
+    settings = TrainSettings(epochs=3.4, lr=1e-2, batch_size=32, augmentation=aug)
+    whole = _dropout_net()
+    loss = train_model(whole, _data(), settings, seed=3)
+
+    notes = []
+    progress = TrainingProgress(tmp_path / "net.pt", "net", notes.append)
+    stopped = _dropout_net()
+    with pytest.raises(Stopped):
+        train_model(stopped, _data(), settings, seed=3, progress=StopAfterSaves(progress, 2))
+    assert progress.path.is_file() and not notes
+    resumed = _dropout_net()  # a new process: fresh weights and random states
+    torch.manual_seed(123)
+    assert train_model(resumed, _data(), settings, seed=3, progress=progress) == loss
+    assert notes == [f"continuing from {progress.path}: step 6 of 10"]  # 3 batches an epoch
+    assert_same_weights(whole, resumed)
+
+    # Another training in the same file (other steps, or another key) starts over.
+    for other, how in ((progress, TrainSettings(epochs=2, lr=1e-2, batch_size=32)),
+                       (TrainingProgress(tmp_path / "net.pt", "other"), settings)):  # fmt: skip
+        fresh, again = _dropout_net(), _dropout_net()
+        train_model(fresh, _data(), how, seed=3)
+        train_model(again, _data(), how, seed=3, progress=other)
+        assert_same_weights(fresh, again)
+    assert len(notes) == 1  # no "continuing" for a training that started over
+    progress.discard()
+    assert not progress.path.exists()
+
+
+def test_a_damaged_progress_file_is_started_over(tmp_path):
+    from mogaqnn.run import TrainingProgress
+
+    progress = TrainingProgress(tmp_path / "net.pt", "net")
+    progress.path.write_bytes(b"not a checkpoint")
+    assert progress.load(3) is None
+    settings = TrainSettings(epochs=1, lr=1e-2, batch_size=32)
+    fresh, again = _dropout_net(), _dropout_net()
+    train_model(fresh, _data(), settings, seed=0)
+    train_model(again, _data(), settings, seed=0, progress=progress)
+    assert_same_weights(fresh, again)
+    assert progress.load(3)["step"] == 3  # the damaged file was replaced by a good one

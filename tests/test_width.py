@@ -25,7 +25,15 @@ from mogaqnn.expand import (
 from mogaqnn.models import create_model
 from mogaqnn.run import read_checkpoint
 from mogaqnn.search import _search, _width
-from tests._runs import SMALL_SPACE, run_cli, start_cli, trainings
+from tests._runs import (
+    SMALL_SPACE,
+    StopAfterSaves,
+    Stopped,
+    assert_same_weights,
+    run_cli,
+    start_cli,
+    trainings,
+)
 
 
 def _graph(model: nn.Module):
@@ -144,14 +152,16 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     proc = start_cli("search", "--out", str(out), *flags, log=log)
     try:
         deadline = time.monotonic() + 300
-        while "pretraining the chosen architecture" not in log.read_text():
+        partial = out / (_width.CHOSEN_FLOAT + ".partial")  # its first epoch, of two
+        while "pretraining the chosen architecture" not in log.read_text() or not partial.exists():
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not (out / "final.pt").exists() and not (out / _width.CHOSEN_FLOAT).exists()
+    assert not (out / "base.pt.partial").exists()  # the base's progress goes once it is saved
     searched = trainings(out)
 
     proc = run_cli("resume", str(out))
@@ -160,6 +170,8 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     assert "FP32 base read from" in proc.stderr
     assert "pretraining the FP32" not in proc.stderr
     assert "pretraining the chosen architecture" in proc.stderr  # it had not finished
+    assert f"continuing from {partial}: step" in proc.stderr  # from its last finished epoch
+    assert not partial.exists()
 
     # Killed after it finished (here: the final result is gone): it is read, not retrained.
     (out / "result.json").unlink()
@@ -211,3 +223,36 @@ def test_supernet_training_teaches_its_narrowest_and_its_widest_slices():
     for widths in (narrow, wide):
         sliced = slice_model(supernet, wide_graph, widths)
         assert evaluate_accuracy(sliced, data.val) > 0.5  # ten classes: chance is 0.1
+
+
+def test_a_supernet_training_stopped_after_an_epoch_continues_as_if_it_had_never_stopped(
+    tmp_path,
+):
+    from mogaqnn.data import LabelledImages
+    from mogaqnn.run import TrainingProgress
+    from mogaqnn.search._fitness_start import train_supernet
+    from mogaqnn.train import TrainSettings
+
+    g = torch.Generator().manual_seed(0)
+    data = LabelledImages(torch.randn(96, 1, 28, 28, generator=g),
+                          torch.randint(0, 10, (96,), generator=g))  # fmt: skip
+    base = create_model("lenet5")
+    graph = _graph(base)
+    widest = [2.0] * len(graph.groups)
+    wide_graph = scaled_graph(graph, widest)
+    choices = [[n, (n + w) // 2, w] for n, w in zip(group_widths(graph, [1.0] * len(widest)),
+                                                   group_widths(graph, widest))]  # fmt: skip
+    settings = TrainSettings(epochs=3, lr=2e-3, batch_size=32)
+
+    def trained(progress=None):
+        supernet = fresh_at_width(base, graph, widest, seed=0)
+        torch.manual_seed(99)  # whatever the process drew before
+        train_supernet(supernet, wide_graph, choices, data, settings, seed=0, progress=progress)
+        return supernet
+
+    whole = trained()
+    progress = TrainingProgress(tmp_path / "supernet.pt", "supernet")
+    with pytest.raises(Stopped):
+        trained(StopAfterSaves(progress, 1))
+    assert progress.load(9)["step"] == 3
+    assert_same_weights(whole, trained(progress))  # the random widths drawn as before too

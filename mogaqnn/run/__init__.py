@@ -7,6 +7,7 @@ depends on none of them.
 from ._context import RunContext, load_run, load_run_data, read_result, trial_genome
 from ._rundir import (
     RunDir,
+    TrainingProgress,
     atomic_torch_save,
     atomic_write_text,
     flocked,
@@ -27,6 +28,7 @@ from ._setup import (
 __all__ = [
     "RunContext",
     "RunDir",
+    "TrainingProgress",
     "atomic_torch_save",
     "atomic_write_text",
     "augmentation_for",

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from ..errors import RunDirError
 
 __all__ = [
     "RunDir",
+    "TrainingProgress",
     "atomic_torch_save",
     "atomic_write_text",
     "flocked",
@@ -98,6 +99,39 @@ def load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, what: str) 
         model.load_state_dict(ckpt["state_dict"])
     except Exception as exc:  # missing/unexpected keys, shape mismatches, a bad layout
         raise RunDirError(f"{path} does not fit {what} ({type(exc).__name__})") from exc
+
+
+class TrainingProgress:
+    """A long training's state at its last finished epoch, in ``<artifact>.partial`` beside
+    the file it will produce, so that a stopped run continues that training instead of
+    starting it again (train.Progress). ``key`` names what is trained: a file with another
+    key or length, or one that cannot be read, is started over. ``discard`` once the artifact
+    exists."""
+
+    def __init__(self, artifact: Path, key: str, note: Callable[[str], None] | None = None):
+        self.path = artifact.with_name(artifact.name + ".partial")
+        self.key, self.note = key, note
+
+    def load(self, total_steps: int) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged file costs only the epochs it held
+            return None
+        if not isinstance(state, dict) or state.get("key") != self.key:
+            return None
+        if state.get("total_steps") != total_steps:
+            return None
+        if self.note is not None:
+            self.note(f"continuing from {self.path}: step {state['step']} of {total_steps}")
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        atomic_torch_save({**state, "key": self.key}, self.path)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 class RunDir:

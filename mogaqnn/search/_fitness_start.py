@@ -63,8 +63,10 @@ from ..expand import (
     widened_width,
 )
 from ..genome import Genome
-from ..run import atomic_torch_save, load_weights, read_checkpoint
+from ..run import TrainingProgress, atomic_torch_save, load_weights, read_checkpoint
 from ..train import (
+    EpochCheckpoints,
+    Progress,
     TrainingDiverged,
     TrainSettings,
     make_optimizer,
@@ -153,6 +155,7 @@ def fitness_start(
              f"{cfg.pretrain_epochs:g} epochs with sampled widths")  # fmt: skip
         per_group = [sorted({widened_width(g.width, r) for r in cfg.expansion_ratios})
                      for g in graph.groups]  # fmt: skip
+        progress = TrainingProgress(path, f"supernet at ratio {widest[0]:g}", note)
         train_supernet(
             supernet,
             supernet_graph,
@@ -161,12 +164,14 @@ def fitness_start(
             settings(cfg.pretrain_epochs, cfg.lr),
             seed=cfg.seed,
             device=device,
+            progress=progress,
         )
         atomic_torch_save(
             {"state_dict": {k: v.cpu() for k, v in supernet.state_dict().items()},
              "ratio": widest[0], "epochs": cfg.pretrain_epochs},
             path,
         )  # fmt: skip
+        progress.discard()
     return SupernetStart(supernet.to(device).eval(), graph, supernet_graph, train_subset,
                          cfg.batch_size, device)  # fmt: skip
 
@@ -180,10 +185,12 @@ def train_supernet(
     *,
     seed: int,
     device: torch.device | str = "cpu",
+    progress: Progress | None = None,
 ) -> None:
     """Train ``supernet`` in place: each step sums the losses of the widest, the narrowest
     and ``RANDOM_WIDTHS_PER_STEP`` random widths (one choice per group from
-    ``width_choices``), each computed with the channels past its width masked to zero."""
+    ``width_choices``), each computed with the channels past its width masked to zero.
+    With ``progress`` the state is saved there after every epoch and continued from."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -194,7 +201,8 @@ def train_supernet(
     total_steps = max(1, round(settings.epochs * steps_per_epoch))
     opt = make_optimizer(supernet, settings)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    step = 0
+    checkpoints = EpochCheckpoints(progress, supernet, opt, sched, gen, total_steps, device, rng)
+    step, _ = checkpoints.restore()
     while step < total_steps:
         for x, y in iterate_batches(
             data, settings.batch_size, shuffle=True, generator=gen,
@@ -215,4 +223,5 @@ def train_supernet(
             step += 1
             if step >= total_steps:
                 break
+        checkpoints.save(step, 0.0)
     supernet.eval()

@@ -27,6 +27,7 @@ from ..genome import Genome, SearchSpace
 from ..models._factory import resolve_model
 from ..run import (
     RunDir,
+    TrainingProgress,
     atomic_torch_save,
     atomic_write_text,
     augmentation_for,
@@ -250,9 +251,11 @@ class Search:
                 "base.pt from the coordinator's run directory"
             )
         self.log(f"pretraining the FP32 {cfg.model} for {cfg.pretrain_epochs:g} epochs")
+        progress = TrainingProgress(path, "base", self.log)
         if cfg.pretrain_epochs > 0:
             settings = train_settings(cfg, cfg.pretrain_epochs, cfg.lr, augmentation_for(cfg, data))
-            train_model(model, data.train, settings, seed=cfg.seed, device=device)
+            train_model(model, data.train, settings, seed=cfg.seed, device=device,
+                        progress=progress)  # fmt: skip
         val = evaluate_accuracy(model, data.val, device=device)
         self.log(f"FP32 base: val accuracy {val:.2%}")
         atomic_torch_save(
@@ -262,6 +265,7 @@ class Search:
              "val_accuracy": val, "epochs": cfg.pretrain_epochs},
             path,
         )  # fmt: skip
+        progress.discard()
         return model.eval()
 
     def _evolve(self, setup: _Setup):

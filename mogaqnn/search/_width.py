@@ -23,7 +23,13 @@ from ..config import SearchConfig
 from ..data import Augmentation, DatasetSplits
 from ..expand import ModelGraph, fresh_at_width
 from ..genome import Genome
-from ..run import atomic_torch_save, load_weights, read_checkpoint, train_settings
+from ..run import (
+    TrainingProgress,
+    atomic_torch_save,
+    load_weights,
+    read_checkpoint,
+    train_settings,
+)
 from ..train import evaluate_accuracy, train_model
 from ._evaluate import Evaluator
 
@@ -79,16 +85,18 @@ def scratch_float_model(
         f"pretraining the chosen architecture from scratch at its width for "
         f"{cfg.pretrain_epochs:g} epochs, as the FP32 base was"
     )
+    progress = TrainingProgress(path, genome.key(), note) if path is not None else None
     if cfg.pretrain_epochs > 0:
         settings = train_settings(cfg, cfg.pretrain_epochs, cfg.lr, augmentation)
-        train_model(model, data.train, settings, seed=cfg.seed, device=device)
+        train_model(model, data.train, settings, seed=cfg.seed, device=device, progress=progress)
     val = evaluate_accuracy(model, data.val, device=device)
     note(f"float model at the chosen width: val accuracy {val:.2%}")
-    if path is None:
+    if path is None or progress is None:
         return model
     atomic_torch_save(
         {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
          "genome_key": genome.key(), "val_accuracy": val, "epochs": cfg.pretrain_epochs},
         path,
     )  # fmt: skip
+    progress.discard()
     return model
