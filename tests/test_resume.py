@@ -133,3 +133,36 @@ def test_a_damaged_journal_line_is_named_and_can_be_cut(tiny_run_dir, tmp_path):
     assert (out / "study.journal.damaged").read_bytes() == b"".join(lines)
     assert journal.read_bytes().startswith(b"".join(lines[:bad]))
     assert json.loads((out / "result.json").read_text())["search"]["evaluations"] >= 8
+
+
+def test_sigkill_during_the_final_trainings_then_resume_ends_as_an_unstopped_run(tmp_path):
+    flags = [*SMALL_SPACE, "--population", "4", "--generations", "1", "--final-epochs", "2",
+             "--fitness", "widen", "--final-init", "widen"]  # fmt: skip
+    flags.remove("--no-progress")  # the messages say which training continues from where
+    whole = run_cli("search", "--out", str(tmp_path / "whole"), *flags)
+    assert whole.returncode == 0, whole.stderr
+
+    out = tmp_path / "stopped"
+    proc = start_cli("search", "--out", str(out), *flags, log=tmp_path / "first.log")
+    distilled = out / "fp32_distilled.pt.partial"  # its first epoch of two: fp32 has ended
+    try:
+        deadline = time.monotonic() + 300
+        while not distilled.exists():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "result.json").exists()
+
+    again = run_cli("resume", str(out))
+    assert again.returncode == 0, again.stderr
+    steps = again.stderr.split(f"continuing from {out / 'fp32.pt.partial'}: step ")[1]
+    assert steps.split()[0] == steps.split()[2]  # "N of N": read back, not trained again
+    assert f"continuing from {distilled}: step" in again.stderr
+    assert not list(out.glob("*.partial"))  # a finished run keeps no progress files
+    first, second = (json.loads((d / "result.json").read_text()) for d in (tmp_path / "whole", out))
+    for arm in ("fp32", "fp32_distilled", "chosen"):
+        assert second[arm]["test_accuracy"] == first[arm]["test_accuracy"], arm
+        assert second[arm]["val_accuracy"] == first[arm]["val_accuracy"], arm

@@ -199,6 +199,8 @@ class Search:
                                "fp32_search_val_accuracy": fp32_reference}  # fmt: skip
         self._write_pareto_csv(study, space, last_population, front, chosen)
         atomic_write_text(self.run_dir.result, json.dumps(result, indent=2) + "\n")
+        for partial in self.run_dir.root.glob("*.partial"):  # the final trainings' progress
+            partial.unlink()
         self.finished_setup = setup  # what the report reuses (mogaqnn.search composes them)
         return SearchResult(self.run_dir.root, result)
 
@@ -338,8 +340,10 @@ class Search:
         }
         out: dict[str, Any] = {"diverged": []}
         for name, (how, by) in baselines.items():
+            progress = TrainingProgress(self.run_dir.root / f"{name}.pt", name, self.log)
             try:
-                out[name] = self._train_and_test(copy.deepcopy(base), how, data, device, by)
+                out[name] = self._train_and_test(copy.deepcopy(base), how, data, device, by,
+                                                 progress)  # fmt: skip
             except TrainingDiverged as exc:
                 raise MogaqnnError(
                     f"the final training of the {name} baseline diverged ({exc}); lower qat_lr"
@@ -349,8 +353,10 @@ class Search:
             genome = evaluator.space.decode(chosen.params)
             quantized = final_start(cfg, self.run_dir.root, evaluator, genome, data, aug,
                                     device, self.log)  # fmt: skip
+            progress = TrainingProgress(self.run_dir.final_checkpoint, genome.key(), self.log)
             try:
-                out["chosen"] = self._train_and_test(quantized, settings, data, device, teacher)
+                out["chosen"] = self._train_and_test(quantized, settings, data, device, teacher,
+                                                     progress)  # fmt: skip
                 break
             except TrainingDiverged as exc:
                 out["diverged"].append(
@@ -381,11 +387,15 @@ class Search:
         )  # fmt: skip
         return out
 
-    def _train_and_test(self, model, settings, data, device, teacher=None) -> dict[str, Any]:
-        """The final training of one model, then its val and test accuracy (test read once)."""
+    def _train_and_test(
+        self, model, settings, data, device, teacher, progress: TrainingProgress
+    ) -> dict[str, Any]:
+        """The final training of one model, then its val and test accuracy (test read once).
+        Its ``progress`` stays until result.json exists, so that a resume after it finished
+        reads its weights instead of training it again."""
         if self.config.final_epochs > 0:
             train_model(model, data.train, settings, seed=self.config.seed, device=device,
-                        teacher=teacher)  # fmt: skip
+                        teacher=teacher, progress=progress)  # fmt: skip
         return {
             "val_accuracy": evaluate_accuracy(model, data.val, device=device),
             "test_accuracy": evaluate_accuracy(model, data.test, device=device),
