@@ -155,8 +155,7 @@ class EpochCheckpoints:
     ) -> None:
         self.progress, self.model, self.opt, self.sched = progress, model, opt, sched
         self.gen, self.total_steps, self.rng = gen, total_steps, rng
-        self.device = torch.device(device)
-        self.cuda = self.device.type == "cuda"
+        self.device = torch.device(device)  # CUDA keeps its own random state, saved too
 
     def restore(self) -> tuple[int, float]:
         """The step and last epoch's mean loss to go on from (0, 0.0 for a fresh start)."""
@@ -168,7 +167,7 @@ class EpochCheckpoints:
         self.sched.load_state_dict(state["scheduler"])
         self.gen.set_state(state["batch_order"])
         torch.set_rng_state(state["torch_rng"])
-        if self.cuda and state.get("cuda_rng") is not None:
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         if self.rng is not None:
             self.rng.setstate(state["rng"])
@@ -182,7 +181,8 @@ class EpochCheckpoints:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "batch_order": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.cuda else None,
+            "cuda_rng": (torch.cuda.get_rng_state(self.device)
+                         if self.device.type == "cuda" else None),
             "rng": self.rng.getstate() if self.rng is not None else None,
         })  # fmt: skip
 

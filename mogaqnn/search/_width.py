@@ -91,7 +91,7 @@ def scratch_float_model(
         train_model(model, data.train, settings, seed=cfg.seed, device=device, progress=progress)
     val = evaluate_accuracy(model, data.val, device=device)
     note(f"float model at the chosen width: val accuracy {val:.2%}")
-    if path is None or progress is None:
+    if progress is None:  # no path: no cache
         return model
     atomic_torch_save(
         {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
