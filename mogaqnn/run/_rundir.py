@@ -144,7 +144,6 @@ class RunDir:
     journal = property(lambda self: self.root / "study.journal")
     base_checkpoint = property(lambda self: self.root / "base.pt")
     final_checkpoint = property(lambda self: self.root / "final.pt")
-    baseline_checkpoint = property(lambda self: self.root / "fp32_baseline.pt")
     result = property(lambda self: self.root / "result.json")
     pareto_csv = property(lambda self: self.root / "pareto.csv")
     evaluations_log = property(lambda self: self.root / "evaluations.log")
