@@ -628,6 +628,13 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
         acc[arm] = [x[arm]["test_accuracy"] for x in u if "test_accuracy" in x[arm]]
     out["test_accuracy"] = {k: dict(zip(("mean", "std"), ev.mean_std(v)), n=len(v))
                             for k, v in acc.items()}  # fmt: skip
+    # val after the search's fine-tune -> val after the final training, per finished seed
+    # (None where a unit lacks either): how well the search's estimate of its choice holds
+    out["search_to_final_val"] = {
+        arm: [x[arm]["val_accuracy"] - x[arm]["search_val_accuracy"]
+              if {"val_accuracy", "search_val_accuracy"} <= x[arm].keys() else None for x in u]
+        for arm in ("limited", "unlimited", "random")
+    }  # fmt: skip
     out["compression"] = {arm: ev.mean_std([x[arm]["compression_ratio"] for x in u
                                             if "compression_ratio" in x[arm]])[0]
                           for arm in ("limited", "unlimited", "random")}  # fmt: skip
@@ -674,6 +681,22 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     return out
 
 
+def search_to_final_summary(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The cells' search-to-final val changes pooled over every finished (cell, seed): per arm
+    mean +- std, and MOGAQNN (limited) minus random paired by seed-cell."""
+    changes = [c.get("search_to_final_val", {}) for c in cells.values()]
+    out: dict[str, Any] = {}
+    for arm in ("limited", "unlimited", "random"):
+        v = [d for c in changes for d in c.get(arm, []) if d is not None]
+        out[arm] = dict(zip(("mean", "std"), ev.mean_std(v)), n=len(v))
+    diff = [lim - rnd for c in changes
+            for lim, rnd in zip(c.get("limited", []), c.get("random", []))
+            if lim is not None and rnd is not None]  # fmt: skip
+    out["limited_minus_random"] = {"mean": ev.mean_std(diff)[0], "n": len(diff),
+                                   "lower": sum(d < 0 for d in diff)}  # fmt: skip
+    return out
+
+
 def collect_units(root: Path, plan: dict[str, dict[str, Any]], seeds: list[int]):
     units: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
     for cell, budget in plan.items():
@@ -696,7 +719,7 @@ def write_outputs(profile: str, root: Path, plan: dict[str, dict[str, Any]], see
         cells[c]["budget"] = {k: v for k, v in _jsonable(plan[c]).items() if k != "seeds"}
     doc = {"profile": profile, "smoke_check": profile != "standard", "command": command,
            "commit": _provenance.code_commit(), "units_ran_at": ran_at, "machine": machine(),
-           "seeds": seeds, "cells": cells,
+           "seeds": seeds, "cells": cells, "search_to_final_val": search_to_final_summary(cells),
            "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
     out = results / f"paper_table_{profile}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -786,6 +809,14 @@ def _ms(a: dict[str, Any] | None) -> str:
         return "—"
     s = "" if math.isnan(a["std"]) else f" ± {a['std'] * 100:.2f}"
     return f"{a['mean']:.2%}{s}"
+
+
+def _pp(a: dict[str, Any]) -> str:
+    """A mean +- std of accuracy differences, in points."""
+    if not a.get("n"):
+        return "—"
+    s = "" if math.isnan(a["std"]) else f" ± {a['std'] * 100:.2f}"
+    return f"{a['mean'] * 100:+.2f}{s} (n {a['n']})"
 
 
 def _ci(p: dict[str, Any] | None) -> str:
@@ -899,6 +930,17 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
                   "search val accuracy and final test accuracy:", ""]  # fmt: skip
         for n, f in fid.items():
             lines.append(f"- {n}: tau {f['kendall_tau']:+.3f} over {f['individuals']} individuals")
+    drift = doc.get("search_to_final_val")
+    if drift and drift["limited_minus_random"]["n"]:
+        pair = drift["limited_minus_random"]
+        lines += ["", "The chosen models' val accuracy from the search's fine-tune to the final "
+                  f"training (pooled over {pair['n']} finished seed-cells), mean ± std in pp:",
+                  "",
+                  *[f"- {label}: {_pp(drift[arm])}" for arm, label in (
+                      ("random", "random search /8"), ("limited", "MOGAQNN /8"),
+                      ("unlimited", "MOGAQNN unlimited"))],
+                  f"- MOGAQNN /8 − random /8, paired: {pair['mean'] * 100:+.2f} pp on average, "
+                  f"lower in {pair['lower']} of {pair['n']}"]  # fmt: skip
     lines += [
         "",
         f"Missing runs ({len(doc['missing'])}): "

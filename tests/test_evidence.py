@@ -88,6 +88,26 @@ def test_cell_aggregate_claims_pairs_and_hypervolume():
     assert gaps["uniform8"] == []  # these units record no compression for uniform QAT
 
 
+def test_search_to_final_val_change_pools_seed_cells_and_pairs_limited_with_random():
+    units = {s: _units(s, 0.92, 5.0) for s in (0, 1)}
+    for s, (lim, rnd) in enumerate([(-0.02, 0.01), (0.01, 0.00)]):
+        units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.95 + lim}
+        units[s]["random"] |= {"search_val_accuracy": 0.94, "val_accuracy": 0.94 + rnd}
+    cell = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
+    assert cell["search_to_final_val"]["limited"] == [pytest.approx(-0.02), pytest.approx(0.01)]
+    assert cell["search_to_final_val"]["unlimited"] == [None, None]  # the fields are missing
+    other = {0: _units(0, 0.92, 5.0)}
+    other[0]["limited"] |= {"search_val_accuracy": 0.90, "val_accuracy": 0.93}  # no random pair
+    summary = pt.search_to_final_summary(
+        {"a": cell, "b": pt.aggregate_cell("mnist5k/vgg11", other, [0], [0])}
+    )
+    assert summary["limited"]["n"] == 3
+    assert summary["limited"]["mean"] == pytest.approx((-0.02 + 0.01 + 0.03) / 3)
+    assert summary["unlimited"]["n"] == 0
+    pair = summary["limited_minus_random"]  # -0.03 and +0.01; the unpaired seed-cell is left out
+    assert pair["n"] == 2 and pair["lower"] == 1 and pair["mean"] == pytest.approx(-0.01)
+
+
 def test_claim_falls_back_and_fails_where_it_should():
     limited = {"test_accuracy": 0.90, "compression_ratio": 8.5}
     unlimited = {"test_accuracy": 0.97, "compression_ratio": 2.0}
@@ -119,6 +139,15 @@ def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
     ) in text
     assert "Smoke check" not in text
     assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
+    assert "fine-tune to the final training" not in text  # the units record no such val
+    for s in (0, 1):
+        units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.94}
+        units[s]["random"] |= {"search_val_accuracy": 0.94, "val_accuracy": 0.945}
+    doc["cells"]["mnist5k/lenet5"] = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
+    doc["search_to_final_val"] = pt.search_to_final_summary(doc["cells"])
+    text = pt.evidence_markdown(doc)
+    assert "- MOGAQNN /8: -1.00 ± 0.00 (n 2)" in text
+    assert "- MOGAQNN /8 − random /8, paired: -1.50 pp on average, lower in 2 of 2" in text
     # the claim plot draws a finished cell and an empty one side by side
     png = pt.plot_claim(doc, tmp_path / "claim.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
