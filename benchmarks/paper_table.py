@@ -284,7 +284,8 @@ def run_cell(profile: str, model: str, dataset: str, seed: int, device: str,
 # ResNet-20 13.6; rounded up for a loaded machine.
 EPOCH_S = {"lenet5": 1.0, "alexnet": 5.0, "vgg11": 4.0, "resnet20": 14.0, "mobilenetv2": 14.0}
 TRAIN_IMAGES = {"mnist5k": 3600, "fashion-mnist": 54000}  # 15x the images
-ARMS = ("limited", "unlimited", "random", "uniform")
+SEARCH_ARMS = ("limited", "unlimited", "random")  # the arms that search; uniform QAT does not
+ARMS = (*SEARCH_ARMS, "uniform")
 FIDELITY_CELLS = ("mnist5k/lenet5", "mnist5k/resnet20")
 FIDELITY_INDIVIDUALS = 20
 CLAIM_THRESHOLDS = (4.0, 8.0)
@@ -537,7 +538,7 @@ def run_seed(cell, seed, budget, root, runs, args, fidelity: bool) -> None:
         "random": standard_config(cell, budget, seed, d / "random", sampler="random",
                                   limited=True, workers=args.workers, device=args.device),
     }  # fmt: skip
-    for arm in ("limited", "unlimited", "random"):
+    for arm in SEARCH_ARMS:
         if arm != "limited":
             seed_random_run(d / "limited", d / arm, cfgs[arm])
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
@@ -551,7 +552,7 @@ def run_seed(cell, seed, budget, root, runs, args, fidelity: bool) -> None:
 def base_run(d: Path) -> Path:
     """A (cell, seed)'s run directory holding its FP32 base: the searches share one base
     (seed_random_run copies it), and any may be all that is left of a lost runs/."""
-    return next((d / a for a in ("limited", "unlimited", "random")
+    return next((d / a for a in SEARCH_ARMS
                  if (d / a / "base.pt").exists()), d / "limited")  # fmt: skip
 
 
@@ -624,7 +625,7 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     for bits in UNIFORM_BITS:
         acc[f"uniform{bits}"] = [x["uniform"][f"uniform{bits}"]["test_accuracy"] for x in u
                                  if "test_accuracy" in x["uniform"][f"uniform{bits}"]]  # fmt: skip
-    for arm in ("limited", "unlimited", "random"):
+    for arm in SEARCH_ARMS:
         acc[arm] = [x[arm]["test_accuracy"] for x in u if "test_accuracy" in x[arm]]
     out["test_accuracy"] = {k: dict(zip(("mean", "std"), ev.mean_std(v)), n=len(v))
                             for k, v in acc.items()}  # fmt: skip
@@ -633,11 +634,11 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     out["search_to_final_val"] = {
         arm: [x[arm]["val_accuracy"] - x[arm]["search_val_accuracy"]
               if {"val_accuracy", "search_val_accuracy"} <= x[arm].keys() else None for x in u]
-        for arm in ("limited", "unlimited", "random")
+        for arm in SEARCH_ARMS
     }  # fmt: skip
     out["compression"] = {arm: ev.mean_std([x[arm]["compression_ratio"] for x in u
                                             if "compression_ratio" in x[arm]])[0]
-                          for arm in ("limited", "unlimited", "random")}  # fmt: skip
+                          for arm in SEARCH_ARMS}  # fmt: skip
     ref = ev.stronger_fp32(acc) if acc["fp32"] else None
     out["stronger_fp32"] = ref
     if ref is None:
@@ -645,7 +646,7 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     ref_by_seed = [x["limited"][ref]["test_accuracy"] for x in u]
     # (compression, test accuracy - the stronger FP32's) per seed and arm: the claim plot
     arms = {f"uniform{b}": lambda x, b=b: x["uniform"][f"uniform{b}"] for b in UNIFORM_BITS}
-    arms |= {a: lambda x, a=a: x[a] for a in ("limited", "unlimited", "random")}
+    arms |= {a: lambda x, a=a: x[a] for a in SEARCH_ARMS}
     out["gap_by_seed"] = {
         arm: [[get(x)["compression_ratio"], get(x)["test_accuracy"] - r] for x, r
               in zip(u, ref_by_seed) if {"compression_ratio", "test_accuracy"} <= get(x).keys()]
@@ -686,7 +687,7 @@ def search_to_final_summary(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
     mean +- std, and MOGAQNN (limited) minus random paired by seed-cell."""
     changes = [c.get("search_to_final_val", {}) for c in cells.values()]
     out: dict[str, Any] = {}
-    for arm in ("limited", "unlimited", "random"):
+    for arm in SEARCH_ARMS:
         v = [d for c in changes for d in c.get(arm, []) if d is not None]
         out[arm] = dict(zip(("mean", "std"), ev.mean_std(v)), n=len(v))
     diff = [lim - rnd for c in changes
@@ -804,19 +805,22 @@ def plot_claim(doc: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _spread(a: dict[str, Any]) -> str:
+    """The spread suffix: ± std in points, or nothing for a single value."""
+    return "" if math.isnan(a["std"]) else f" ± {a['std'] * 100:.2f}"
+
+
 def _ms(a: dict[str, Any] | None) -> str:
     if not a or not a.get("n"):
         return "—"
-    s = "" if math.isnan(a["std"]) else f" ± {a['std'] * 100:.2f}"
-    return f"{a['mean']:.2%}{s}"
+    return f"{a['mean']:.2%}{_spread(a)}"
 
 
 def _pp(a: dict[str, Any]) -> str:
     """A mean +- std of accuracy differences, in points."""
     if not a.get("n"):
         return "—"
-    s = "" if math.isnan(a["std"]) else f" ± {a['std'] * 100:.2f}"
-    return f"{a['mean'] * 100:+.2f}{s} (n {a['n']})"
+    return f"{a['mean'] * 100:+.2f}{_spread(a)} (n {a['n']})"
 
 
 def _ci(p: dict[str, Any] | None) -> str:
