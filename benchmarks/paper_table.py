@@ -538,15 +538,16 @@ def run_seed(cell, seed, budget, root, runs, args, fidelity: bool) -> None:
         "random": standard_config(cell, budget, seed, d / "random", sampler="random",
                                   limited=True, workers=args.workers, device=args.device),
     }  # fmt: skip
-    for arm in SEARCH_ARMS:
+    for arm in (a for a in SEARCH_ARMS if a in args.arms):
         if arm != "limited":
-            seed_random_run(d / "limited", d / arm, cfgs[arm])
+            seed_random_run(base_run(d), d / arm, cfgs[arm])
         _timed(unit_path(root, cell, seed, arm), budget, f"{cell} seed {seed} {arm}",
                lambda arm=arm: search_unit(cfgs[arm]))  # fmt: skip
         if arm == "limited" and fidelity and (cell in FIDELITY_CELLS or args.fidelity_all):
             run_fidelity(cell, seed, budget, root, cfgs["limited"], args)
-    _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
-           lambda: uniform_qat(base_run(d), args.device))  # fmt: skip
+    if "uniform" in args.arms:
+        _timed(unit_path(root, cell, seed, "uniform"), budget, f"{cell} seed {seed} uniform",
+               lambda: uniform_qat(pretrained_run(d, cfgs["limited"]), args.device))  # fmt: skip
 
 
 def base_run(d: Path) -> Path:
@@ -554,6 +555,17 @@ def base_run(d: Path) -> Path:
     (seed_random_run copies it), and any may be all that is left of a lost runs/."""
     return next((d / a for a in SEARCH_ARMS
                  if (d / a / "base.pt").exists()), d / "limited")  # fmt: skip
+
+
+def pretrained_run(d: Path, limited: mogaqnn.SearchConfig) -> Path:
+    """A run directory with the (cell, seed)'s FP32 base, for uniform QAT: a search's, or,
+    where runs/ was lost after its searches' units were written, the limited search's
+    directory with the base alone trained again (same seed and recipe: the same base on the
+    same machine and threads; the search, if it ever runs there, reads it)."""
+    src = base_run(d)
+    if not (src / "base.pt").exists():
+        mogaqnn.Search(limited).pretrain()
+    return src
 
 
 def run_convergence(cell, seed, budget, root, runs, args) -> bool:
@@ -1080,6 +1092,12 @@ def main() -> int:
         help="standard profiles: run every seed of --seeds, also where the plan asks for fewer "
         "(the extra seeds count in the table like the planned ones)",
     )
+    p.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help=f"standard profiles: the units to run per seed, of {','.join(ARMS)} (default: all; "
+        "the others are left as they are)",
+    )
     p.add_argument("--fidelity-individuals", type=int, default=FIDELITY_INDIVIDUALS)
     p.add_argument(
         "--fidelity-all",
@@ -1112,6 +1130,9 @@ def main() -> int:
             seeds = [int(s) for s in args.seeds.split(",") if s]
         except ValueError:
             p.error(f"--seeds: {args.seeds!r} is not a comma-separated list of integers")
+        args.arms = [a for a in args.arms.split(",") if a]
+        if not args.arms or set(args.arms) - set(ARMS):
+            p.error(f"--arms: {','.join(args.arms)!r} is not a list of {', '.join(ARMS)}")
         return run_standard(args, profile, cells, seeds)
     print(
         f"profile {profile}: a smoke check of the machinery (one seed, budgets far from "

@@ -126,3 +126,22 @@ def test_model_given_by_name_to_the_api_is_the_config_model(tmp_path):
     s = mogaqnn.Search(model="lenet5", out=str(tmp_path / "r"), population=6)
     assert s.config.model == "lenet5" and s.config.population == 6
     assert s._user_model is None
+
+
+def test_pretrain_alone_trains_the_searchs_base_and_a_search_reads_it_back(tmp_path):
+    """Search.pretrain: only the FP32 base (no study), with the weights a search's own
+    pretraining gives, kept where a later search of that directory reads it."""
+    net, data = UserNet(), tiny_data()
+    alone = mogaqnn.Search(model=net, data=data, out=str(tmp_path / "a"), **TINY)
+    base = alone.pretrain()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != ".lock") == [
+        "base.pt", "config.json"]  # fmt: skip
+    written = (tmp_path / "a" / "base.pt").read_bytes()
+    mogaqnn.search(model=net, data=data, out=tmp_path / "b", **TINY)
+    searched = torch.load(tmp_path / "b" / "base.pt", weights_only=True)["state_dict"]
+    assert searched.keys() == base.state_dict().keys()
+    assert all(torch.equal(v, searched[k]) for k, v in base.state_dict().items())
+    assert alone.pretrain().state_dict().keys() == searched.keys()  # read back, not trained
+    result = mogaqnn.search(model=net, data=data, out=tmp_path / "a", **TINY)
+    assert result.data["timing"]["resumed"] is True
+    assert (tmp_path / "a" / "base.pt").read_bytes() == written

@@ -236,6 +236,17 @@ def test_the_plan_runs_its_own_seed_count_unless_every_seed_is_asked_for():
     assert "fashion-mnist/lenet5: seeds [0, 1, 2], " in _plan("--all-seeds")
 
 
+def test_arms_names_units_and_a_wrong_one_is_refused_in_a_sentence():
+    assert "fashion-mnist/lenet5: seeds [0], " in _plan("--arms", "uniform,random")
+    script = Path(pt.__file__)
+    out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--arms",
+                          "uniform,fp32", "--plan"], capture_output=True, text=True,
+                         cwd=script.parents[1])  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("--arms: 'uniform,fp32' is not a list of limited, unlimited, random, uniform"
+            in out.stderr)  # fmt: skip
+
+
 def test_seed_units_survive_a_lost_run_directory(tmp_path):
     """uniform QAT takes the FP32 base from whichever sibling search still has it, and the
     convergence check needs no search: a checkout without runs/ continues."""
@@ -251,6 +262,14 @@ def test_seed_units_survive_a_lost_run_directory(tmp_path):
                                 limited=True, workers=1, device="cpu")  # fmt: skip
     unit = pt.convergence_unit(config, "cpu")
     assert not (tmp_path / "gone").exists()
+    # no sibling kept a base: uniform QAT's is trained alone where the limited search runs
+    lost = tmp_path / "lost"
+    limited = pt.standard_config("mnist5k/lenet5", budget, 0, lost / "limited", sampler="nsga2",
+                                 limited=True, workers=1, device="cpu")  # fmt: skip
+    assert pt.pretrained_run(lost, limited) == lost / "limited"
+    assert (lost / "limited" / "base.pt").exists()
+    assert not (lost / "limited" / "study.journal").exists()  # the base alone
+    assert pt.pretrained_run(d, limited) == d / "limited"  # a sibling's base: nothing trained
     once, twice = unit["val_accuracy"], unit["val_accuracy_doubled"]
     assert unit["epochs_doubled"] == pytest.approx(0.2) and 0 < once < 1 and 0 < twice < 1
     assert unit["difference_pp"] == pytest.approx(100 * (twice - once))

@@ -204,17 +204,31 @@ class Search:
         self.finished_setup = setup  # what the report reuses (mogaqnn.search composes them)
         return SearchResult(self.run_dir.root, result)
 
+    def pretrain(self) -> nn.Module:
+        """Only the FP32 base, trained as a search trains it (same seed, data and recipe)
+        and kept in the run directory, where a later search of this config reads it instead
+        of training it again; read back when it is there. What a baseline that needs no
+        search (uniform QAT) starts from, without the search's supernet or study."""
+        self.run_dir.prepare(self.config)
+        with self.run_dir.exclusive(), torch_threads(process_threads(self.config, worker=False)):
+            return self._data_and_base(pretrain=True)[1]
+
+    def _data_and_base(self, *, pretrain: bool) -> tuple[DatasetSplits, nn.Module, float]:
+        """The data and the FP32 base (seeded first, as every search is), and its seconds."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        data = self._user_data or load_config_dataset(cfg)
+        t0 = time.perf_counter()
+        base = self._base_model(data, resolve_device(cfg.device), pretrain=pretrain)
+        return data, base, time.perf_counter() - t0
+
     def setup(self, *, pretrain: bool) -> _Setup:
         """Data, FP32 base, expansion graph, search space and evaluator. Workers call it
         with ``pretrain=False``: they read the base that the coordinator trained."""
         cfg = self.config
-        torch.manual_seed(cfg.seed)
         device = resolve_device(cfg.device)
         eval_device = resolve_device(cfg.devices[0]) if cfg.devices else device
-        data = self._user_data or load_config_dataset(cfg)
-        t0 = time.perf_counter()
-        base = self._base_model(data, device, pretrain=pretrain)
-        pretrain_s = time.perf_counter() - t0
+        data, base, pretrain_s = self._data_and_base(pretrain=pretrain)
         example = data.train.x[:2].to(next(base.parameters()).device)
         graph = expansion_graph(base, example, cfg.expansion, note=self.log)
         space = search_space(cfg, base, graph)
