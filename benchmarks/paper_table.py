@@ -626,6 +626,8 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     out["convergence"] = {k: v for k, v in first.get("convergence", {}).items() if k != "budget"}
     out["fidelity"] = {k: v for k, v in first.get("fidelity", {}).items()
                        if k not in ("budget", "rows")} or None  # fmt: skip
+    out["partial"] = {s: partial_seed(units[s]) for s in sorted(units)
+                      if s not in done and any(a in units[s] for a in ARMS)}  # fmt: skip
     if not done:
         return out
     u = [units[s] for s in done]
@@ -692,6 +694,25 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
         "evaluations_to_random_final": reach,
     }  # fmt: skip
     return out
+
+
+def partial_seed(u: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A seed with some of its four units: what they measured, shown beside the table (a seed
+    enters the table's means, claims and HV only with all four). The FP32 baselines are the
+    ones its searches trained; its models' differences are against the stronger."""
+    search = next((u[a] for a in SEARCH_ARMS if u.get(a, {}).get("fp32")), {})
+    fp32 = {k: search[k]["test_accuracy"] for k in ev.FP32_ARMS if search.get(k)}
+    models = {a: u[a] for a in SEARCH_ARMS if "test_accuracy" in u.get(a, {})}
+    models |= {f"uniform{b}": u["uniform"][f"uniform{b}"] for b in UNIFORM_BITS
+               if "test_accuracy" in u.get("uniform", {}).get(f"uniform{b}", {})}  # fmt: skip
+    ref = ev.stronger_fp32({k: [v] for k, v in fp32.items()}) if fp32 else None
+    return {
+        "units": [a for a in ARMS if a in u], "fp32": fp32, "stronger_fp32": ref,
+        "models": {k: {"test_accuracy": m["test_accuracy"],
+                       "compression_ratio": m.get("compression_ratio"),
+                       "difference": m["test_accuracy"] - fp32[ref] if ref else None}
+                   for k, m in models.items()},
+    }  # fmt: skip
 
 
 def search_to_final_summary(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -843,6 +864,27 @@ def _ci(p: dict[str, Any] | None) -> str:
     return f"{p['mean'] * 100:+.2f} [{p['low'] * 100:+.2f}, {p['high'] * 100:+.2f}] pp"
 
 
+PARTIAL_LABELS = {"limited": "MOGAQNN /8", "unlimited": "MOGAQNN unlimited",
+                  "random": "random /8", **{f"uniform{b}": f"uniform {b}-bit"
+                                            for b in UNIFORM_BITS}}  # fmt: skip
+
+
+def partial_line(seed: int | str, part: dict[str, Any]) -> str:
+    """A seed outside the table: its units so far and what they measured."""
+    fp32 = ", ".join(f"{'distilled ' if k == 'fp32_distilled' else ''}{v:.2%}"
+                     for k, v in part["fp32"].items())  # fmt: skip
+    models = "; ".join(
+        f"{PARTIAL_LABELS[k]} {m['test_accuracy']:.2%}"
+        + (f" at {m['compression_ratio']:.1f}x" if m.get("compression_ratio") else "")
+        + (f" ({m['difference'] * 100:+.2f} pp)" if m["difference"] is not None else "")
+        for k, m in part["models"].items()
+    )  # fmt: skip
+    missing = [a for a in ARMS if a not in part["units"]]
+    return (f"seed {seed}, outside the table ({len(part['units'])} of {len(ARMS)} units; "
+            f"missing: {', '.join(missing)}): FP32 {fp32 or '—'}; "
+            f"{models or 'no model'}")  # fmt: skip
+
+
 def evidence_markdown(doc: dict[str, Any]) -> str:
     """The README's Evidence section, regenerated from the aggregated results file."""
     cells = doc["cells"]
@@ -905,6 +947,8 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
                                                    for t in ("4x", "8x")))  # fmt: skip
         else:
             lines.append(f"- {name}: no finished seed")
+        for seed, part in c.get("partial", {}).items():
+            lines.append(f"  - {partial_line(seed, part)}")
     lines += ["", "Search quality: hypervolume on (val error, size / FP32 size), reference point "
               f"{tuple(ev.HV_REFERENCE)}, MOGAQNN (limited) vs random search at equal "
               "evaluations (both start from the same uniform-bit individuals, seed_population); "

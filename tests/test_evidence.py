@@ -66,6 +66,18 @@ def test_cell_aggregate_claims_pairs_and_hypervolume():
     c = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
     assert c["seeds"] == [0, 1]
     assert c["missing"] == ["mnist5k/lenet5 seed 2 uniform", "mnist5k/lenet5 seed 0 fidelity"]
+    # the unfinished seed is shown beside the table, against its own stronger FP32 (0.93)
+    part = c["partial"][2]
+    assert part["units"] == ["limited", "unlimited", "random"]
+    assert part["stronger_fp32"] == "fp32_distilled"
+    assert part["models"]["limited"]["difference"] == pytest.approx(0.94 - 0.93)
+    assert part["models"]["random"]["compression_ratio"] == 8.5
+    assert sorted(part["models"]) == ["limited", "random", "unlimited"]  # no uniform unit
+    line = pt.partial_line(2, part)
+    assert line.startswith(
+        "seed 2, outside the table (3 of 4 units; missing: uniform): "
+        "FP32 92.00%, distilled 93.00%; MOGAQNN /8 94.00% at 9.0x (+1.00 pp)"
+    )
     assert c["stronger_fp32"] == "fp32_distilled"
     assert c["test_accuracy"]["limited"]["mean"] == pytest.approx(0.925)
     assert c["paired"]["limited"]["mean"] == pytest.approx(0.01)  # 0.92-0.91, 0.93-0.92
@@ -139,6 +151,15 @@ def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
     ) in text
     assert "Smoke check" not in text
     assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
+    assert "outside the table" not in text  # no seed has only some of its units
+    started = pt.aggregate_cell("mnist5k/vgg11", {0: {"uniform": units[0]["uniform"]}}, [0], [0])
+    assert pt.partial_line(0, started["partial"][0]) == (
+        "seed 0, outside the table (1 of 4 units; missing: limited, unlimited, random): FP32 —; "
+        "uniform 8-bit 80.00%; uniform 4-bit 80.00%; uniform 2-bit 80.00%")  # fmt: skip
+    doc["cells"]["mnist5k/vgg11"] = started | {"budget": {}}
+    assert "- mnist5k/vgg11: no finished seed\n  - seed 0, outside the table" in (
+        pt.evidence_markdown(doc))  # fmt: skip
+    doc["cells"]["mnist5k/vgg11"] = empty
     assert "fine-tune to the final training" not in text  # the units record no such val
     for s in (0, 1):
         units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.94}
