@@ -363,7 +363,8 @@ def standard_budget(profile: str, cell: str) -> dict[str, Any]:
     return {**STANDARD_COMMON, **STANDARD[cell]}
 
 
-def estimate_s(cell: str, budget: dict[str, Any], seeds: int, workers: int) -> float:
+def estimate_s(cell: str, budget: dict[str, Any], seeds: int, workers: int,
+               arms: tuple[str, ...] = ARMS) -> float:  # fmt: skip
     """Wall seconds of a cell on this CPU (1 thread per process), from EPOCH_S. Per seed:
     base P epochs; supernet P epochs at ~10x an epoch (four widths per step, the widest 2x)
     plus ~16 s of slicing per 3,600 images (LeNet-5's supernet took 26 s per epoch where its
@@ -371,14 +372,16 @@ def estimate_s(cell: str, budget: dict[str, Any], seeds: int, workers: int) -> f
     evaluations, 1 QAT epoch on the subset at a mean width cost ~2x, split over the workers;
     per search the chosen model (P + F at its width ~2x) and both FP32 baselines (2 F);
     uniform QAT 3 x F; once per cell the convergence check 2 (P + F); fidelity (two cells)
-    20 x (2 P + 2.8 F)."""
+    20 x (2 P + 2.8 F). ``arms``: the units run (uniform QAT alone needs only the base)."""
     dataset, model = cell.split("/")
     epoch = EPOCH_S[model] * TRAIN_IMAGES[dataset] / 3600
     p, f = budget["pretrain_epochs"], budget["final_epochs"]
     evals = budget["population"] * budget["generations"]
-    search = 3 * evals * budget["search_train_samples"] / TRAIN_IMAGES[dataset] * 1.4 * 2
-    supernet = p * (10 + 16 / EPOCH_S[model])
-    per_seed = p + supernet + search / workers + 3 * (2 * p + 2.8 * f + 2 * f) + 3 * 1.4 * f
+    searches = sum(a in arms for a in SEARCH_ARMS)
+    search = searches * evals * budget["search_train_samples"] / TRAIN_IMAGES[dataset] * 2.8
+    supernet = p * (10 + 16 / EPOCH_S[model]) if searches else 0.0
+    per_seed = (p + supernet + search / workers + searches * (2 * p + 2.8 * f + 2 * f)
+                + (3 * 1.4 * f if "uniform" in arms else 0.0))  # fmt: skip
     once = 2 * (p + f) + (FIDELITY_INDIVIDUALS * (2 * p + 2.8 * f) if cell in FIDELITY_CELLS
                           else 0)  # fmt: skip
     return epoch * (seeds * per_seed + once)
@@ -475,9 +478,10 @@ def run_standard(args, profile: str, cells: list[str], seeds: list[int]) -> int:
     print("plan (estimated wall time at 1 thread per process, "
           f"--workers {args.workers}):", flush=True)  # fmt: skip
     for c in order:
-        hours = estimate_s(c, plan[c], len(run_seeds(c)), args.workers) / 3600
+        hours = estimate_s(c, plan[c], len(run_seeds(c)), args.workers, args.arms) / 3600
         print(f"  {c}: seeds {run_seeds(c)}, ~{hours:.1f} h", flush=True)
-    total = sum(estimate_s(c, plan[c], len(run_seeds(c)), args.workers) for c in order)
+    total = sum(estimate_s(c, plan[c], len(run_seeds(c)), args.workers, args.arms)
+                for c in order)  # fmt: skip
     print(f"  total ~{total / 3600:.1f} h", flush=True)
     if args.plan:
         return 0

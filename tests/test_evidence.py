@@ -258,7 +258,11 @@ def test_the_plan_runs_its_own_seed_count_unless_every_seed_is_asked_for():
 
 
 def test_arms_names_units_and_a_wrong_one_is_refused_in_a_sentence():
-    assert "fashion-mnist/lenet5: seeds [0], " in _plan("--arms", "uniform,random")
+    def hours(*extra) -> float:
+        return float(_plan(*extra).split("fashion-mnist/lenet5: seeds [0], ~")[1].split(" h")[0])
+
+    every, some, uniform = hours(), hours("--arms", "uniform,random"), hours("--arms", "uniform")
+    assert every > some > uniform > 0  # uniform QAT alone: no supernet, no search
     script = Path(pt.__file__)
     out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--arms",
                           "uniform,fp32", "--plan"], capture_output=True, text=True,
