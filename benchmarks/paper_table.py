@@ -51,6 +51,8 @@ and ``benchmarks/results/paper_table.md``; the searches' run directories go unde
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -214,21 +216,30 @@ def fp32_baseline(run_dir: Path, device: str) -> dict[str, Any]:
             "trained_by": "paper_table"}  # fmt: skip
 
 
+UNIFORM_START = "fp32 base"  # what a uniform unit's models start from (units record it)
+
+
 def uniform_qat(run_dir: Path, device: str) -> dict[str, Any]:
-    """Uniform 8/4/2-bit QAT from the run's FP32 base: built like an individual, then the
-    chosen model's final recipe (final_epochs, qat_lr, same seed)."""
+    """Uniform 8/4/2-bit QAT from the run's FP32 base itself, quantized and calibrated like
+    an individual, then the chosen model's final recipe (final_epochs, qat_lr, same seed).
+    Not from the fitness's start: under the supernet fitness that is the supernet's
+    base-width slice (what the standard profile's first uniform units started from, read
+    as not done now), which is not the uniform QAT baseline, and which a lost runs/ would
+    need trained again."""
     run = load_run(run_dir)
     cfg = run.config
     data = load_dataset(cfg.dataset, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    evaluator = run_evaluator(run, data, device=device)
+    widen = dataclasses.replace(run, config=cfg.replace(fitness="widen"))  # no supernet
+    evaluator = run_evaluator(widen, data, device=device)
     aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
     settings = TrainSettings(epochs=cfg.final_epochs, lr=cfg.qat_lr, batch_size=cfg.batch_size,
                              optimizer=cfg.optimizer, weight_decay=cfg.weight_decay,
                              augmentation=aug)  # fmt: skip
     fp32_bits = fp32_size_bits(run.base, run.graph.bn_fold)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"start": UNIFORM_START}
     for bits in UNIFORM_BITS:
-        model = evaluator.build(run.space.uniform(bits, bits, 1.0))
+        model = evaluator.build(run.space.uniform(bits, bits, 1.0),
+                                float_model=copy.deepcopy(run.base))  # fmt: skip
         size = model_size(model, run.graph.bn_fold)
         row: dict[str, Any] = {"size_kib": size.kib, "compression_ratio":
                                fp32_bits / size.total_bits, "mean_weight_bits": float(bits),
@@ -393,10 +404,13 @@ def unit_path(root: Path, cell: str, seed: int, arm: str) -> Path:
 
 
 def read_unit(path: Path, budget: dict[str, Any]) -> dict[str, Any] | None:
-    """A finished unit of this budget; None when absent, cut short or of another budget."""
+    """A finished unit of this budget; None when absent, cut short, of another budget, or a
+    uniform unit whose models did not start from the FP32 base (run again)."""
     try:
         unit = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
+        return None
+    if path.stem.endswith("-uniform") and unit.get("start") != UNIFORM_START:
         return None
     return unit if unit.get("budget") == _jsonable(budget) else None
 
@@ -615,8 +629,9 @@ def run_fidelity(cell, seed, budget, root, config: mogaqnn.SearchConfig, args) -
 
 def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
                    planned: list[int], all_seeds: list[int]) -> dict[str, Any]:  # fmt: skip
-    """One cell's figures over the seeds whose four arms are done. ``units[seed][arm]``."""
-    done = sorted(s for s, u in units.items() if all(a in u for a in ARMS))
+    """One cell's figures over the seeds whose three searches are done (uniform QAT's over
+    those of them that have it). ``units[seed][arm]``."""
+    done = sorted(s for s, u in units.items() if all(a in u for a in SEARCH_ARMS))
     missing = [f"{cell} seed {s} {a}" for s in all_seeds for a in ARMS
                if a not in units.get(s, {})]  # fmt: skip
     once = ("convergence", "fidelity") if cell in FIDELITY_CELLS else ("convergence",)
@@ -632,6 +647,7 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
                        if k not in ("budget", "rows")} or None  # fmt: skip
     out["partial"] = {s: partial_seed(units[s]) for s in sorted(units)
                       if s not in done and any(a in units[s] for a in ARMS)}  # fmt: skip
+    out["uniform_seeds"] = [s for s in done if "uniform" in units[s]]
     if not done:
         return out
     u = [units[s] for s in done]
@@ -642,7 +658,8 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     }  # fmt: skip
     for bits in UNIFORM_BITS:
         acc[f"uniform{bits}"] = [x["uniform"][f"uniform{bits}"]["test_accuracy"] for x in u
-                                 if "test_accuracy" in x["uniform"][f"uniform{bits}"]]  # fmt: skip
+                                 if "test_accuracy" in x.get("uniform", {}).get(
+                                     f"uniform{bits}", {})]  # fmt: skip
     for arm in SEARCH_ARMS:
         acc[arm] = [x[arm]["test_accuracy"] for x in u if "test_accuracy" in x[arm]]
     out["test_accuracy"] = {k: dict(zip(("mean", "std"), ev.mean_std(v)), n=len(v))
@@ -663,7 +680,8 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
         return out
     ref_by_seed = [x["limited"][ref]["test_accuracy"] for x in u]
     # (compression, test accuracy - the stronger FP32's) per seed and arm: the claim plot
-    arms = {f"uniform{b}": lambda x, b=b: x["uniform"][f"uniform{b}"] for b in UNIFORM_BITS}
+    arms = {f"uniform{b}": lambda x, b=b: x.get("uniform", {}).get(f"uniform{b}", {})
+            for b in UNIFORM_BITS}  # fmt: skip
     arms |= {a: lambda x, a=a: x[a] for a in SEARCH_ARMS}
     out["gap_by_seed"] = {
         arm: [[get(x)["compression_ratio"], get(x)["test_accuracy"] - r] for x, r
@@ -701,9 +719,10 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
 
 
 def partial_seed(u: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A seed with some of its four units: what they measured, shown beside the table (a seed
-    enters the table's means, claims and HV only with all four). The FP32 baselines are the
-    ones its searches trained; its models' differences are against the stronger."""
+    """A seed with some of its units but not its three searches: what they measured, shown
+    beside the table (a seed enters the table's means, claims and HV with its three
+    searches). The FP32 baselines are the ones its searches trained; its models'
+    differences are against the stronger."""
     search = next((u[a] for a in SEARCH_ARMS if u.get(a, {}).get("fp32")), {})
     fp32 = {k: search[k]["test_accuracy"] for k in ev.FP32_ARMS if search.get(k)}
     models = {a: u[a] for a in SEARCH_ARMS if "test_accuracy" in u.get(a, {})}
@@ -936,9 +955,13 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
             v = _ms(a.get(k))
             return f"{v} ({comp[k]:.1f}x)" if comp.get(k) and v != "—" else v
 
+        def uni(k: str, a=a, c=c) -> str:  # uniform QAT may have fewer seeds than the searches
+            v, n = _ms(a.get(k)), (a.get(k) or {}).get("n", 0)
+            return f"{v} (n {n})" if v != "—" and n != len(c["seeds"]) else v
+
         lines.append(
             f"| {name} | {len(c['seeds'])} | {_ms(a.get('fp32'))} | {_ms(a.get('fp32_distilled'))} "
-            f"| {_ms(a.get('uniform8'))} | {_ms(a.get('uniform4'))} | {_ms(a.get('uniform2'))} "
+            f"| {uni('uniform8')} | {uni('uniform4')} | {uni('uniform2')} "
             f"| {arm('limited')} | {arm('unlimited')} | {arm('random')} | {ci['limited']} "
             f"| {ci['unlimited']} "
             f"| {c['wall_s'] / 3600:.2f} |"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -61,23 +62,30 @@ def _units(seed: int, limited: float, unlimited_ratio: float) -> dict:
 
 def test_cell_aggregate_claims_pairs_and_hypervolume():
     units = {s: _units(s, 0.92 + s * 0.01, 5.0 if s < 2 else 3.0) for s in (0, 1, 2)}
-    del units[2]["uniform"]  # seed 2 unfinished: excluded and listed as missing
+    del units[2]["random"]  # seed 2 unfinished: excluded and listed as missing
     units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972}
     c = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
-    assert c["seeds"] == [0, 1]
-    assert c["missing"] == ["mnist5k/lenet5 seed 2 uniform", "mnist5k/lenet5 seed 0 fidelity"]
+    assert c["seeds"] == [0, 1] and c["uniform_seeds"] == [0, 1]
+    assert c["missing"] == ["mnist5k/lenet5 seed 2 random", "mnist5k/lenet5 seed 0 fidelity"]
     # the unfinished seed is shown beside the table, against its own stronger FP32 (0.93)
     part = c["partial"][2]
-    assert part["units"] == ["limited", "unlimited", "random"]
+    assert part["units"] == ["limited", "unlimited", "uniform"]
     assert part["stronger_fp32"] == "fp32_distilled"
     assert part["models"]["limited"]["difference"] == pytest.approx(0.94 - 0.93)
-    assert part["models"]["random"]["compression_ratio"] == 8.5
-    assert sorted(part["models"]) == ["limited", "random", "unlimited"]  # no uniform unit
+    assert part["models"]["uniform8"]["difference"] == pytest.approx(0.80 - 0.93)
+    assert sorted(part["models"]) == ["limited", "uniform2", "uniform4", "uniform8", "unlimited"]
     line = pt.partial_line(2, part)
     assert line.startswith(
-        "seed 2, outside the table (3 of 4 units; missing: uniform): "
+        "seed 2, outside the table (3 of 4 units; missing: random): "
         "FP32 92.00%, distilled 93.00%; MOGAQNN /8 94.00% at 9.0x (+1.00 pp)"
     )
+    # a seed whose three searches are done is in the table without its uniform QAT unit
+    del units[1]["uniform"]
+    fewer = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
+    assert fewer["seeds"] == [0, 1] and fewer["uniform_seeds"] == [0]
+    assert fewer["test_accuracy"]["uniform8"]["n"] == 1 and fewer["gap_by_seed"]["uniform8"] == []
+    assert fewer["test_accuracy"]["limited"]["n"] == 2
+    units[1]["uniform"] = _units(1, 0.93, 5.0)["uniform"]
     assert c["stronger_fp32"] == "fp32_distilled"
     assert c["test_accuracy"]["limited"]["mean"] == pytest.approx(0.925)
     assert c["paired"]["limited"]["mean"] == pytest.approx(0.01)  # 0.92-0.91, 0.93-0.92
@@ -132,6 +140,18 @@ def test_claim_falls_back_and_fails_where_it_should():
     assert ev.claim_at(4.0, [ahead], [0.91], "fp32", fp32_converged=None)["met"]
     under = ev.claim_at(4.0, [ahead], [0.91], "fp32", fp32_converged=False)
     assert not under["met"] and under["why"] == "FP32 not converged at this budget"
+
+
+def test_a_uniform_unit_counts_only_when_its_models_started_from_the_fp32_base(tmp_path):
+    budget = {"pretrain_epochs": 1}
+    path = pt.unit_path(tmp_path, "mnist5k/lenet5", 0, "uniform")
+    pt.write_unit(path, {"budget": budget, "uniform8": {"test_accuracy": 0.9}})
+    assert pt.read_unit(path, budget) is None  # a supernet-slice start: run it again
+    pt.write_unit(path, {"budget": budget, "start": pt.UNIFORM_START})
+    assert pt.read_unit(path, budget)["start"] == "fp32 base"
+    limited = pt.unit_path(tmp_path, "mnist5k/lenet5", 0, "limited")
+    pt.write_unit(limited, {"budget": budget})  # the searches' units carry no start
+    assert pt.read_unit(limited, budget) == {"budget": budget}
 
 
 def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
@@ -295,6 +315,13 @@ def test_seed_units_survive_a_lost_run_directory(tmp_path):
     assert (lost / "limited" / "base.pt").exists()
     assert not (lost / "limited" / "study.journal").exists()  # the base alone
     assert pt.pretrained_run(d, limited) == d / "limited"  # a sibling's base: nothing trained
+    # uniform QAT starts from that base itself: no supernet (the search's fitness start) needed
+    assert limited.fitness == "supernet" and not (lost / "limited" / "supernet.pt").exists()
+    uniform = pt.uniform_qat(lost / "limited", "cpu")
+    assert uniform["start"] == "fp32 base"
+    base_val = torch.load(lost / "limited" / "base.pt", weights_only=True)["val_accuracy"]
+    assert uniform["uniform8"]["val_accuracy"] == pytest.approx(base_val, abs=0.05)
+    assert uniform["uniform8"]["compression_ratio"] > 3.5
     once, twice = unit["val_accuracy"], unit["val_accuracy_doubled"]
     assert unit["epochs_doubled"] == pytest.approx(0.2) and 0 < once < 1 and 0 < twice < 1
     assert unit["difference_pp"] == pytest.approx(100 * (twice - once))
