@@ -229,7 +229,9 @@ def uniform_qat(run_dir: Path, device: str) -> dict[str, Any]:
     run = load_run(run_dir)
     cfg = run.config
     data = load_dataset(cfg.dataset, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    widen = dataclasses.replace(run, config=cfg.replace(fitness="widen"))  # no supernet
+    # build() is given the float model below, so the evaluator needs no fitness start (whose
+    # supernet a lost runs/ would not have)
+    widen = dataclasses.replace(run, config=cfg.replace(fitness="widen"))
     evaluator = run_evaluator(widen, data, device=device)
     aug = Augmentation(cfg.augment_crop, data.augment_flip and cfg.augment_crop > 0)
     settings = TrainSettings(epochs=cfg.final_epochs, lr=cfg.qat_lr, batch_size=cfg.batch_size,
@@ -657,9 +659,8 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
                            if x["limited"].get("fp32_distilled")],
     }  # fmt: skip
     for bits in UNIFORM_BITS:
-        acc[f"uniform{bits}"] = [x["uniform"][f"uniform{bits}"]["test_accuracy"] for x in u
-                                 if "test_accuracy" in x.get("uniform", {}).get(
-                                     f"uniform{bits}", {})]  # fmt: skip
+        acc[f"uniform{bits}"] = [uniform_row(x, bits)["test_accuracy"] for x in u
+                                 if "test_accuracy" in uniform_row(x, bits)]  # fmt: skip
     for arm in SEARCH_ARMS:
         acc[arm] = [x[arm]["test_accuracy"] for x in u if "test_accuracy" in x[arm]]
     out["test_accuracy"] = {k: dict(zip(("mean", "std"), ev.mean_std(v)), n=len(v))
@@ -680,8 +681,7 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
         return out
     ref_by_seed = [x["limited"][ref]["test_accuracy"] for x in u]
     # (compression, test accuracy - the stronger FP32's) per seed and arm: the claim plot
-    arms = {f"uniform{b}": lambda x, b=b: x.get("uniform", {}).get(f"uniform{b}", {})
-            for b in UNIFORM_BITS}  # fmt: skip
+    arms = {f"uniform{b}": lambda x, b=b: uniform_row(x, b) for b in UNIFORM_BITS}
     arms |= {a: lambda x, a=a: x[a] for a in SEARCH_ARMS}
     out["gap_by_seed"] = {
         arm: [[get(x)["compression_ratio"], get(x)["test_accuracy"] - r] for x, r
@@ -718,6 +718,11 @@ def aggregate_cell(cell: str, units: dict[int, dict[str, dict[str, Any]]],
     return out
 
 
+def uniform_row(u: dict[str, dict[str, Any]], bits: int) -> dict[str, Any]:
+    """A seed's uniform QAT model at ``bits`` ({} where the seed has no uniform unit)."""
+    return u.get("uniform", {}).get(f"uniform{bits}", {})
+
+
 def partial_seed(u: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A seed with some of its units but not its three searches: what they measured, shown
     beside the table (a seed enters the table's means, claims and HV with its three
@@ -726,8 +731,8 @@ def partial_seed(u: dict[str, dict[str, Any]]) -> dict[str, Any]:
     search = next((u[a] for a in SEARCH_ARMS if u.get(a, {}).get("fp32")), {})
     fp32 = {k: search[k]["test_accuracy"] for k in ev.FP32_ARMS if search.get(k)}
     models = {a: u[a] for a in SEARCH_ARMS if "test_accuracy" in u.get(a, {})}
-    models |= {f"uniform{b}": u["uniform"][f"uniform{b}"] for b in UNIFORM_BITS
-               if "test_accuracy" in u.get("uniform", {}).get(f"uniform{b}", {})}  # fmt: skip
+    models |= {f"uniform{b}": uniform_row(u, b) for b in UNIFORM_BITS
+               if "test_accuracy" in uniform_row(u, b)}  # fmt: skip
     ref = ev.stronger_fp32({k: [v] for k, v in fp32.items()}) if fp32 else None
     return {
         "units": [a for a in ARMS if a in u], "fp32": fp32, "stronger_fp32": ref,

@@ -211,15 +211,17 @@ class Search:
         search (uniform QAT) starts from, without the search's supernet or study."""
         self.run_dir.prepare(self.config)
         with self.run_dir.exclusive(), torch_threads(process_threads(self.config, worker=False)):
-            return self._data_and_base(pretrain=True)[1]
+            return self._data_and_base(resolve_device(self.config.device), pretrain=True)[1]
 
-    def _data_and_base(self, *, pretrain: bool) -> tuple[DatasetSplits, nn.Module, float]:
+    def _data_and_base(
+        self, device: torch.device, *, pretrain: bool
+    ) -> tuple[DatasetSplits, nn.Module, float]:
         """The data and the FP32 base (seeded first, as every search is), and its seconds."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         data = self._user_data or load_config_dataset(cfg)
         t0 = time.perf_counter()
-        base = self._base_model(data, resolve_device(cfg.device), pretrain=pretrain)
+        base = self._base_model(data, device, pretrain=pretrain)
         return data, base, time.perf_counter() - t0
 
     def setup(self, *, pretrain: bool) -> _Setup:
@@ -228,7 +230,7 @@ class Search:
         cfg = self.config
         device = resolve_device(cfg.device)
         eval_device = resolve_device(cfg.devices[0]) if cfg.devices else device
-        data, base, pretrain_s = self._data_and_base(pretrain=pretrain)
+        data, base, pretrain_s = self._data_and_base(device, pretrain=pretrain)
         example = data.train.x[:2].to(next(base.parameters()).device)
         graph = expansion_graph(base, example, cfg.expansion, note=self.log)
         space = search_space(cfg, base, graph)
