@@ -22,8 +22,10 @@ import copy
 import dataclasses
 
 import torch
+from mogaqnn.search._width import final_start
 
 from mogaqnn.export._rebuild import parse_individual
+from mogaqnn.fitness import run_evaluator
 from mogaqnn.genome import Genome
 from mogaqnn.run import (
     RunDir,
@@ -34,8 +36,6 @@ from mogaqnn.run import (
     train_settings,
     trial_genome,
 )
-from mogaqnn.search import run_evaluator
-from mogaqnn.search._width import final_start
 from mogaqnn.train import Teacher, evaluate_accuracy, train_model
 
 FLOAT_BITS = 16  # numerically float for these networks, through the same quantized layers

@@ -41,20 +41,16 @@ import torch
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 
 import mogaqnn
+from mogaqnn import Recipe, Search
+from mogaqnn.fitness import SUPERNET, make_evaluator
 from mogaqnn.genome import Genome, SearchSpace
 from mogaqnn.run import (
-    augmentation_for,
     load_run,
     load_run_data,
     read_result,
-    train_settings,
     trial_genome,
 )
-from mogaqnn.search import make_evaluator, run_evaluator
-from mogaqnn.search._fitness_start import SUPERNET
-from mogaqnn.search._search import Search
-from mogaqnn.search._width import final_start
-from mogaqnn.train import evaluate_accuracy, train_model
+from mogaqnn.train import evaluate_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -151,8 +147,6 @@ def run_model(model: str, args, path: Path) -> None:
     if supernet_s is not None:
         with open(path.with_suffix(".supernet.jsonl"), "a") as f:
             f.write(json.dumps({"model": model, "budget": budget, "seconds": supernet_s}) + "\n")
-    aug = augmentation_for(cfg, data)
-    final_settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
     genomes = random_genomes(setup.space, args.individuals, args.seed)
     for i, genome in enumerate(genomes):
         if (model, i) in done:
@@ -169,10 +163,7 @@ def run_model(model: str, args, path: Path) -> None:
                 row["fitness"][fitness] = {"val_accuracy": 0.0, "seconds": None,
                                            "failed": str(exc)}  # fmt: skip
         t0 = time.perf_counter()
-        quantized = final_start(cfg, search.run_dir.root, setup.evaluator, genome, data, aug,
-                                device, lambda m: None, cache=False)  # fmt: skip
-        if cfg.final_epochs > 0:
-            train_model(quantized, data.train, final_settings, seed=cfg.seed, device=device)
+        quantized = setup.recipe.final_model(genome)
         row["final"] = {"val_accuracy": evaluate_accuracy(quantized, data.val, device=device),
                         "seconds": time.perf_counter() - t0}  # fmt: skip
         with open(path, "a") as f:
@@ -207,15 +198,12 @@ def fidelity_from_run(run_dir: Path, n: int, path: Path, device: str = "cpu") ->
     tau between the search's val accuracy and the final test accuracy. Resumable: one JSON
     line per individual in ``path``."""
     run = load_run(run_dir)
-    cfg = run.config
     result = read_result(run)
     rows = _pareto_rows(run_dir)
     trials = front_individuals(result, rows, n)
     done = {r["trial"]: r for r in read_lines(path)}
     data = load_run_data(run)
-    evaluator = run_evaluator(run, data, device=device)
-    aug = augmentation_for(cfg, data)
-    settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
+    recipe = Recipe.of_run(run, data=data, device=device)
     search_val = {int(r["trial"]): float(r["val_accuracy"]) for r in rows if r["val_accuracy"]}
     for number in trials:
         if number in done:
@@ -225,11 +213,7 @@ def fidelity_from_run(run_dir: Path, n: int, path: Path, device: str = "cpu") ->
         row: dict[str, Any] = {"trial": number, "genome_key": genome.key(),
                                "search_val_accuracy": search_val[number]}  # fmt: skip
         try:
-            model = final_start(cfg, run_dir, evaluator, genome, data, aug, evaluator.device,
-                                lambda m: None, cache=False)  # fmt: skip
-            if cfg.final_epochs > 0:
-                train_model(model, data.train, settings, seed=cfg.seed, device=evaluator.device)
-            row["test_accuracy"] = evaluate_accuracy(model, data.test, device=evaluator.device)
+            row["test_accuracy"] = recipe.accuracy(recipe.final_model(genome), "test")
         except mogaqnn.train.TrainingDiverged as exc:
             row["failed"] = str(exc)
         row["seconds"] = time.perf_counter() - t0

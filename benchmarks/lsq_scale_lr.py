@@ -23,9 +23,9 @@ import dataclasses
 import statistics
 from pathlib import Path
 
+from mogaqnn.fitness import run_evaluator
 from mogaqnn.genome import Genome
 from mogaqnn.run import augmentation_for, load_run, load_run_data, train_settings
-from mogaqnn.search import run_evaluator
 from mogaqnn.train import evaluate_accuracy, train_model
 
 

@@ -75,6 +75,7 @@ from fitness_fidelity import fidelity_from_run
 import mogaqnn
 from mogaqnn.data import Augmentation, load_dataset
 from mogaqnn.errors import MogaqnnError
+from mogaqnn.fitness import run_evaluator
 from mogaqnn.models import create_model
 from mogaqnn.run import (
     augmentation_for,
@@ -83,7 +84,6 @@ from mogaqnn.run import (
     load_run,
     train_settings,
 )
-from mogaqnn.search import run_evaluator
 from mogaqnn.search._store import STUDY_NAME, open_storage
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
 from mogaqnn.train import TrainSettings, evaluate_accuracy, train_model

@@ -21,6 +21,7 @@ import time
 import torch
 
 from mogaqnn import SearchConfig
+from mogaqnn.fitness import make_evaluator
 from mogaqnn.genome import Genome
 from mogaqnn.models import create_model
 from mogaqnn.run import (
@@ -30,7 +31,6 @@ from mogaqnn.run import (
     search_space,
     train_settings,
 )
-from mogaqnn.search import make_evaluator
 from mogaqnn.train import evaluate_accuracy, train_model
 
 

@@ -34,8 +34,8 @@ from _provenance import code_commit  # benchmarks/_provenance.py, beside this fi
 from paper_table import fp32_kib_of  # benchmarks/paper_table.py, beside this file
 
 from mogaqnn import SearchConfig, search
+from mogaqnn.fitness import Evaluator
 from mogaqnn.run import RunDir, describe_device
-from mogaqnn.search import Evaluator
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
     # the code before issues 10-12: first-128 calibration, fixed ranges, no distillation,

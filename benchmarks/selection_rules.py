@@ -35,8 +35,10 @@ from typing import Any
 
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 from fitness_fidelity import read_lines  # benchmarks/fitness_fidelity.py, beside this file
+from mogaqnn.search._width import final_start
 
 import mogaqnn
+from mogaqnn.fitness import run_evaluator
 from mogaqnn.run import (
     augmentation_for,
     load_run,
@@ -45,9 +47,7 @@ from mogaqnn.run import (
     train_settings,
     trial_genome,
 )
-from mogaqnn.search import run_evaluator
 from mogaqnn.search._select import choose
-from mogaqnn.search._width import final_start
 from mogaqnn.train import evaluate_accuracy, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results"

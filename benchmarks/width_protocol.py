@@ -36,12 +36,12 @@ from typing import Any
 
 import torch
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
+from mogaqnn.search._width import scratch_float_model
 
 import mogaqnn
 from mogaqnn.expand import widen_model
 from mogaqnn.run import atomic_write_text, augmentation_for, describe_device, train_settings
 from mogaqnn.search._search import Search
-from mogaqnn.search._width import scratch_float_model
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
 from mogaqnn.train import evaluate_accuracy, train_model
 

@@ -13,6 +13,7 @@ from .errors import ConfigError, DatasetError, ExportError, ModelError, MogaqnnE
 from .export import load_packed
 from .genome import Genome, SearchSpace, build_individual
 from .models import create_model, list_models, register_model
+from .recipe import Recipe
 from .search import Search, SearchResult
 from .size import fp32_size_bits, model_size
 
@@ -25,6 +26,7 @@ __all__ = [
     "LabelledImages",
     "ModelError",
     "MogaqnnError",
+    "Recipe",
     "RunDirError",
     "Search",
     "SearchConfig",

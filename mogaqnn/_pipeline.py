@@ -21,10 +21,8 @@ __all__ = ["run_and_report", "search"]
 def run_and_report(job: Search) -> SearchResult:
     """Run ``job`` and write its report when it searched (a finished run is only read)."""
     result = job.run()
-    setup = job.finished_setup
-    if setup is not None:
-        page = write_report(result.run_dir, evaluator=setup.evaluator, data=setup.data,
-                            model=job.user_model)  # fmt: skip
+    if job.finished_setup is not None:
+        page = write_report(result.run_dir, model=job.user_model)
         job.log(f"report: {page}")
     return result
 

@@ -80,7 +80,7 @@ class SearchConfig:
     widen_noise: float = 0.01
     # width: how the final model and the fitness reach an individual's width
     final_init: str = "scratch"
-    fitness: str = "supernet"  # the best rank fidelity per second: search/_fitness_start.py
+    fitness: str = "supernet"  # the best rank fidelity per second: fitness/_starts.py
     # quantized training recipe
     quant_ranges: str = "lsq"
     lsq_scale_lr: float = 10.0  # by val at both budgets: benchmarks/results/lsq_scale_lr.txt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from .data import Augmentation, LabelledImages, iterate_batches
 
 __all__ = [
     "EpochCheckpoints",
+    "LossFn",
     "Progress",
     "Teacher",
     "TrainSettings",
@@ -127,6 +129,10 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=s.lr)
 
 
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+"""A training step's loss: ``loss(model, x, y, teacher_logits)`` (None without a teacher)."""
+
+
 class Progress(Protocol):
     """Where a long training keeps its state at each finished epoch (run.TrainingProgress)."""
 
@@ -196,13 +202,17 @@ def train_model(
     device: torch.device | str = "cpu",
     teacher: Teacher | None = None,
     progress: Progress | None = None,
+    loss: LossFn | None = None,
+    rng: random.Random | None = None,
 ) -> float:
     """Train in place with a cosine learning-rate schedule; return the last epoch's mean loss.
 
     With a ``teacher`` and ``settings.distill_weight`` > 0 the loss distils from it: its
     logits come from its cache without augmentation, else from a forward pass per step.
-    With ``progress`` the state is saved there after every epoch and a saved state is
-    continued from. Raises TrainingDiverged on a non-finite loss.
+    ``loss`` replaces the step's loss (default: cross-entropy, distilled as above); ``rng``
+    is a random generator it draws from, saved and restored with the checkpoints. With
+    ``progress`` the state is saved there after every epoch and a saved state is continued
+    from. Raises TrainingDiverged on a non-finite loss.
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout and other in-model randomness
@@ -211,7 +221,7 @@ def train_model(
     total_steps = max(1, round(settings.epochs * steps_per_epoch))
     opt = make_optimizer(model, settings)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    checkpoints = EpochCheckpoints(progress, model, opt, sched, gen, total_steps, device)
+    checkpoints = EpochCheckpoints(progress, model, opt, sched, gen, total_steps, device, rng)
     distil = teacher is not None and settings.distill_weight > 0
     augmented = settings.augmentation is not None and settings.augmentation.active
     cached = teacher.logits_on(data, device) if distil and not augmented else None  # type: ignore[union-attr]
@@ -219,7 +229,9 @@ def train_model(
     indexed = LabelledImages(data.x, torch.arange(len(data)))
     step, last_loss = checkpoints.restore()
     while step < total_steps:
-        loss_sum, loss_count = 0.0, 0
+        # summed on the device: no host sync per step; a non-finite loss poisons the sum and
+        # is found once per epoch (the weights are NaN from then on anyway)
+        loss_sum, loss_count = torch.zeros((), device=device), 0
         for x, idx in iterate_batches(
             indexed, settings.batch_size, shuffle=True, generator=gen,
             augmentation=settings.augmentation, device=device,
@@ -228,19 +240,22 @@ def train_model(
             target = None
             if distil:
                 target = cached[idx] if cached is not None else teacher(x)  # type: ignore[misc]
-            loss = distillation_loss(model(x), y, target, settings)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at step {step}")
+            if loss is None:
+                value = distillation_loss(model(x), y, target, settings)
+            else:
+                value = loss(model, x, y, target)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.item()
+            loss_sum += value.detach()
             loss_count += 1
             step += 1
             if step >= total_steps:
                 break
-        last_loss = loss_sum / max(loss_count, 1)
+        last_loss = float(loss_sum) / max(loss_count, 1)
+        if not math.isfinite(last_loss):
+            raise TrainingDiverged(f"loss became {last_loss} in the epoch ending at step {step}")
         checkpoints.save(step, last_loss)
     return last_loss
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mogaqnn.cli import main
 from mogaqnn.config import SearchConfig
@@ -21,7 +22,7 @@ TINY = [
 ]  # fmt: skip
 RESULT_FIELDS = {
     "mogaqnn_version", "seed", "config", "dataset", "model", "fp32", "chosen", "search", "timing",
-    "fp32_distilled", "claim", "final_diverged",
+    "fp32_distilled", "claim", "final_diverged", "environment",
 }  # fmt: skip
 CHOSEN_FIELDS = {
     "trial", "generation", "genome_key", "epochs", "search_val_accuracy", "val_accuracy",
@@ -54,6 +55,10 @@ def test_tiny_search_writes_every_result_field(tiny_run):
     result = json.loads((out / "result.json").read_text())
     assert RESULT_FIELDS <= set(result)
     assert CHOSEN_FIELDS <= set(result["chosen"])
+    env = result["environment"]  # what ran it: a result depends on the CPU and threads
+    assert env["torch"] == torch.__version__ and env["threads"] == 1
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["device"] == "cpu x1" and env["commit"]  # this checkout's commit
     chosen, fp32 = result["chosen"], result["fp32"]
     assert chosen["epochs"] == fp32["epochs"] == 1.5  # same total budget
     assert 0.0 <= chosen["test_accuracy"] <= 1.0
@@ -174,11 +179,36 @@ def test_directory_of_a_different_run_is_refused_and_untouched(tmp_path, capsys)
     out.mkdir()
     stored = json.dumps(SearchConfig(seed=1, out=str(out)).to_dict())
     (out / "config.json").write_text(stored)
+    (out / "base.pt").write_bytes(b"its training began")
     assert main(["search", "--out", str(out), "--seed", "2"]) == 2
     err = capsys.readouterr().err
     assert "holds a different run (it differs in seed)" in err
     assert (out / "config.json").read_text() == stored
-    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["base.pt", "config.json"]
+
+
+def test_a_typo_writes_nothing_and_the_corrected_command_runs(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["search", "--model", "nosuch", "--out", str(out)]) == 2
+    assert "nosuch" in capsys.readouterr().err and not out.exists()
+    assert main(["search", "--dataset", "nosuch", "--out", str(out)]) == 2
+    assert not out.exists()
+    # the config of a run that never started (what an older mogaqnn left) is replaced
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(SearchConfig(model="alexnet").to_dict()))
+    assert main(["search", "--model", "lenet5", "--out", str(out), *TINY]) == 0
+    assert SearchConfig.from_mapping(json.loads((out / "config.json").read_text())).model == (
+        "lenet5"
+    )
+
+
+def test_a_bad_storage_url_fails_before_anything_is_written_or_trained(tmp_path, capsys):
+    out = tmp_path / "x"
+    bad = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'db.sqlite'}"
+    assert main(["search", "--storage", bad, "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open storage" in err and "pretraining" not in err
+    assert not out.exists()
 
 
 def test_non_empty_directory_without_a_run_is_refused(tmp_path, capsys):

@@ -4,9 +4,8 @@ import numpy as np
 import torch
 
 from mogaqnn import SearchConfig
+from mogaqnn.fitness import CALIBRATION_SAMPLES, Evaluator, calibration_indices
 from mogaqnn.run import load_config_dataset, subset
-from mogaqnn.search import Evaluator
-from mogaqnn.search._evaluate import CALIBRATION_SAMPLES, calibration_indices
 
 
 def _evaluator(train_data) -> Evaluator:

@@ -7,10 +7,10 @@ import json
 import torch
 
 from mogaqnn import Search, SearchConfig
+from mogaqnn import recipe as recipe_module
 from mogaqnn.cli import main
+from mogaqnn.fitness import Evaluator
 from mogaqnn.quant import QuantLayer
-from mogaqnn.search import Evaluator
-from mogaqnn.search import _search as search_module
 from mogaqnn.train import TrainingDiverged, train_model
 from tests._runs import generation_sizes, read_trials
 from tests.test_cli import TINY
@@ -119,7 +119,7 @@ def _diverge_final_training(monkeypatch, times: int) -> list[int]:
             raise TrainingDiverged("loss became nan at step 3")
         return train_model(model, data, settings, seed=seed, device=device, **kwargs)
 
-    monkeypatch.setattr(search_module, "train_model", train)
+    monkeypatch.setattr(recipe_module, "train_model", train)
     return calls
 
 

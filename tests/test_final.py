@@ -7,7 +7,7 @@ import torch
 
 from mogaqnn import Search
 from mogaqnn.export import export_packed, load_packed, load_run_data, load_run_model
-from mogaqnn.search._search import claim, claim_line
+from mogaqnn.search import claim, claim_line
 from tests.test_failed import _tiny
 
 

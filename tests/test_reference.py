@@ -7,9 +7,9 @@ import importlib
 import torch
 
 from mogaqnn import SearchConfig
+from mogaqnn.fitness import make_evaluator
 from mogaqnn.models import create_model
 from mogaqnn.run import expansion_graph, load_config_dataset, search_space
-from mogaqnn.search import make_evaluator
 from mogaqnn.search._reference import fp32_fine_tuned_accuracy
 
 

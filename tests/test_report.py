@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mogaqnn.fitness import Evaluator
 from mogaqnn.report import report_data, write_report
 from mogaqnn.report._data import _fp32_point
-from mogaqnn.search import Evaluator
 from tests._browser import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,9 @@ def test_search_writes_the_report(tiny_run_dir):
     assert "FP32 baseline" in page and "&quot;population&quot;: 4" in page  # the config
 
 
-def test_reference_points_are_evaluated_once_and_stored(tiny_run_dir, monkeypatch):
+def test_reference_points_are_evaluated_by_the_search_and_read_by_the_report(
+    tiny_run_dir, monkeypatch
+):
     stored = json.loads((tiny_run_dir / "reference_points.json").read_text())
     assert [p["label"] for p in stored["points"]] == [f"uniform {b}-bit" for b in (8, 4, 2)]
 

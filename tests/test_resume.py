@@ -144,7 +144,8 @@ def test_sigkill_during_the_final_trainings_then_resume_ends_as_an_unstopped_run
 
     out = tmp_path / "stopped"
     proc = start_cli("search", "--out", str(out), *flags, log=tmp_path / "first.log")
-    distilled = out / "fp32_distilled.pt.partial"  # its first epoch of two: fp32 has ended
+    # the distilled baseline's first epoch of two: the plain one has ended
+    distilled = out / "final" / "fp32_distilled.pt.partial"
     try:
         deadline = time.monotonic() + 300
         while not distilled.exists():
@@ -158,10 +159,9 @@ def test_sigkill_during_the_final_trainings_then_resume_ends_as_an_unstopped_run
 
     again = run_cli("resume", str(out))
     assert again.returncode == 0, again.stderr
-    steps = again.stderr.split(f"continuing from {out / 'fp32.pt.partial'}: step ")[1]
-    assert steps.split()[0] == steps.split()[2]  # "N of N": read back, not trained again
+    assert f"continuing from {out / 'final' / 'fp32.pt.partial'}" not in again.stderr  # kept
     assert f"continuing from {distilled}: step" in again.stderr
-    assert not list(out.glob("*.partial"))  # a finished run keeps no progress files
+    assert not list(out.rglob("*.partial"))  # a finished run keeps no progress files
     first, second = (json.loads((d / "result.json").read_text()) for d in (tmp_path / "whole", out))
     for arm in ("fp32", "fp32_distilled", "chosen"):
         assert second[arm]["test_accuracy"] == first[arm]["test_accuracy"], arm

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import mogaqnn
+from mogaqnn import recipe as recipe_module
 from mogaqnn.expand import (
     analyze_model,
     channel_masks,
@@ -24,7 +25,6 @@ from mogaqnn.expand import (
 )
 from mogaqnn.models import create_model
 from mogaqnn.run import read_checkpoint
-from mogaqnn.search import _search, _width
 from tests._runs import (
     SMALL_SPACE,
     StopAfterSaves,
@@ -99,14 +99,13 @@ def test_a_supernet_slice_is_the_widest_net_restricted_to_its_first_channels(nam
 def _record_trainings(monkeypatch) -> list[tuple[int, float]]:
     """(id of the model, epochs) of every train_model call."""
     calls: list[tuple[int, float]] = []
-    for module in (_search, _width):
-        original = module.train_model
+    original = recipe_module.train_model
 
-        def recorder(model, data, settings, *, _original=original, **kw):
-            calls.append((id(model), settings.epochs))
-            return _original(model, data, settings, **kw)
+    def recorder(model, data, settings, **kw):
+        calls.append((id(model), settings.epochs))
+        return original(model, data, settings, **kw)
 
-        monkeypatch.setattr(module, "train_model", recorder)
+    monkeypatch.setattr(recipe_module, "train_model", recorder)
     return calls
 
 
@@ -126,7 +125,7 @@ def test_scratch_trains_at_the_chosen_width_with_the_fp32_epochs(tmp_path, monke
     for g in groups:  # the trained model has the genome's widths
         w = final["state_dict"][f"{g['group']}.weight"]
         assert w.shape[0] == g["new_width"]
-    chosen_float = read_checkpoint(run / _width.CHOSEN_FLOAT, "")
+    chosen_float = read_checkpoint(run / "final" / f"{result.chosen['genome_key']}.float.pt", "")
     assert chosen_float["genome_key"] == result.chosen["genome_key"]
     # Trained from a fresh initialisation: not the base's channels copied.
     base = read_checkpoint(run / "base.pt", "")["state_dict"]["features.0.weight"]
@@ -152,16 +151,17 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     proc = start_cli("search", "--out", str(out), *flags, log=log)
     try:
         deadline = time.monotonic() + 300
-        partial = out / (_width.CHOSEN_FLOAT + ".partial")  # its first epoch, of two
-        while "pretraining the chosen architecture" not in log.read_text() or not partial.exists():
+        # the chosen architecture's float training at its width: its first epoch, of two
+        while not (partials := list((out / "final").glob("*.float.pt.partial"))):
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert not (out / "final.pt").exists() and not (out / _width.CHOSEN_FLOAT).exists()
+    assert not (out / "final.pt").exists() and not list((out / "final").glob("*.float.pt"))
     assert not (out / "base.pt.partial").exists()  # the base's progress goes once it is saved
+    (partial,) = partials
     searched = trainings(out)
 
     proc = run_cli("resume", str(out))
@@ -169,7 +169,7 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     assert trainings(out) == searched  # no evaluation repeated
     assert "FP32 base read from" in proc.stderr
     assert "pretraining the FP32" not in proc.stderr
-    assert "pretraining the chosen architecture" in proc.stderr  # it had not finished
+    assert "in float at its width" in proc.stderr  # it had not finished
     assert f"continuing from {partial}: step" in proc.stderr  # from its last finished epoch
     assert not partial.exists()
 
@@ -177,8 +177,8 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     (out / "result.json").unlink()
     again = run_cli("resume", str(out))
     assert again.returncode == 0, again.stderr
-    assert "float model at the chosen width read from" in again.stderr
-    assert "pretraining the chosen architecture" not in again.stderr
+    assert f"final model of genome {partial.name.split('.')[0]} read from" in again.stderr
+    assert "in float at its width" not in again.stderr
     assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 2.5
 
 
@@ -200,8 +200,8 @@ def test_the_size_limit_holds_whatever_the_fitness_and_final_init(tmp_path, fitn
 
 def test_supernet_training_teaches_its_narrowest_and_its_widest_slices():
     from mogaqnn.data import load_dataset
+    from mogaqnn.fitness import train_supernet
     from mogaqnn.run import subset
-    from mogaqnn.search._fitness_start import train_supernet
     from mogaqnn.train import TrainSettings, evaluate_accuracy
 
     data = load_dataset("mnist5k")
@@ -229,8 +229,8 @@ def test_a_supernet_training_stopped_after_an_epoch_continues_as_if_it_had_never
     tmp_path,
 ):
     from mogaqnn.data import LabelledImages
+    from mogaqnn.fitness import train_supernet
     from mogaqnn.run import TrainingProgress
-    from mogaqnn.search._fitness_start import train_supernet
     from mogaqnn.train import TrainSettings
 
     g = torch.Generator().manual_seed(0)

@@ -1,9 +1,9 @@
 """Rebuild a trained model of a run: the one function export uses.
 
 The chosen individual after its final training (``final.pt``) is rebuilt the way the search
-built it (base -> graph analysis -> widen + quantize by the genome) and the trained weights
-are loaded on top; a non-chosen individual is instead trained again exactly as the search's
-Evaluator trained it (same subset, budget and seed).
+built it and the trained weights are loaded on top; a non-chosen individual is instead
+trained again by the search's recipe (``Recipe.search_model``: same start, subset, budget,
+seed and teacher), so its val accuracy is the one pareto.csv reports.
 """
 
 from __future__ import annotations
@@ -14,19 +14,11 @@ from pathlib import Path
 from torch import nn
 
 from ..data import DatasetSplits
-from ..errors import ConfigError, MogaqnnError, RunDirError
-from ..genome import Genome, build_individual
-from ..run import (
-    RunContext,
-    RunDir,
-    load_run,
-    load_run_data,
-    load_weights,
-    read_checkpoint,
-    trial_genome,
-)
-from ..search import run_evaluator
-from ..train import evaluate_accuracy, train_model
+from ..errors import ConfigError, MogaqnnError
+from ..genome import Genome
+from ..recipe import Recipe, read_trained
+from ..run import RunContext, RunDir, load_run, trial_genome
+from ..train import TrainingDiverged, evaluate_accuracy
 
 __all__ = ["RunModel", "load_run_model", "parse_individual"]
 
@@ -58,26 +50,6 @@ def parse_individual(value: str | int) -> Individual:
     )
 
 
-def _final_model(run: RunContext) -> tuple[nn.Module, Genome]:
-    ckpt = read_checkpoint(RunDir(run.root).final_checkpoint,
-                            "the search has not finished; resume it first")  # fmt: skip
-    try:
-        genome = Genome(
-            tuple(int(b) for b in ckpt["genome"]["weight_bits"]),
-            tuple(int(b) for b in ckpt["genome"]["act_bits"]),
-            tuple(float(r) for r in ckpt["genome"]["ratios"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RunDirError(f"{run.root / 'final.pt'} has no valid genome ({exc!r})") from exc
-    if (len(genome.weight_bits), len(genome.ratios)) != (len(run.space.layers),
-                                                         len(run.space.groups)):  # fmt: skip
-        raise RunDirError(f"the genome in {run.root / 'final.pt'} does not fit the run's model")
-    # Weights and calibrated scales all come from the checkpoint: noise and seed are moot.
-    model = build_individual(run.base, run.graph, run.space, genome)
-    load_weights(model, ckpt, run.root / "final.pt", "the rebuilt model")
-    return model.eval(), genome
-
-
 def load_run_model(
     run_dir: str | Path | RunContext,
     individual: str | int = "chosen",
@@ -88,23 +60,23 @@ def load_run_model(
     """The trained fake-quantized model of a run, on the CPU in eval mode.
 
     ``"chosen"`` loads final.pt (the chosen individual after its final training). A trial
-    number rebuilds that genome and fine-tunes it exactly as the search evaluated it
-    (``search_epochs`` of QAT on the search subset, the genome's own seed), so its val
-    accuracy is the one pareto.csv reports; this needs the run's dataset (``data`` for
-    Python datasets).
+    number rebuilds that genome and trains it by the search's recipe, so its val accuracy is
+    the one pareto.csv reports; this needs the run's dataset (``data`` for Python datasets).
     """
     run = run_dir if isinstance(run_dir, RunContext) else load_run(run_dir, model=model)
     which = parse_individual(individual)
     if which == "chosen":
-        quantized, genome = _final_model(run)
+        quantized, genome = read_trained(
+            RunDir(run.root).final_checkpoint, run.base, run.graph, run.space,
+            "the search has not finished; resume it first",
+        )  # fmt: skip
         return RunModel(run, quantized, genome, which)
     genome = trial_genome(run, int(which))
-    evaluator = run_evaluator(run, load_run_data(run, data))
-    quantized = evaluator.build(genome)
+    recipe = Recipe.of_run(run, data=data)
     try:
-        train_model(quantized, evaluator.train_data, evaluator.settings,
-                    seed=genome.seed(run.config.seed), device=evaluator.device)  # fmt: skip
-    except Exception as exc:  # the search records such an individual as failed, too
-        raise MogaqnnError(f"training individual {which} failed: {exc}") from exc
-    acc = evaluate_accuracy(quantized, evaluator.val_data, device=evaluator.device)
+        quantized = recipe.search_model(genome)
+    except TrainingDiverged as exc:  # the search records such an individual as failed, too
+        raise MogaqnnError(f"training individual {which} diverged: {exc}") from exc
+    ev = recipe.evaluator
+    acc = evaluate_accuracy(quantized, ev.val_data, device=ev.device)
     return RunModel(run, quantized.cpu().eval(), genome, which, val_accuracy=acc)

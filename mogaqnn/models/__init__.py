@@ -2,6 +2,7 @@
 
 # Importing a family module registers its entrypoints.
 from . import alexnet, lenet, mobilenetv2, resnet, vgg  # noqa: F401
+from ._factory import resolve_model
 from ._layers import make_divisible
 from ._registry import ModelSpec, create_model, list_models, model_entrypoint, register_model
 
@@ -12,4 +13,5 @@ __all__ = [
     "make_divisible",
     "model_entrypoint",
     "register_model",
+    "resolve_model",
 ]

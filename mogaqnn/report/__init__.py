@@ -11,8 +11,6 @@ from pathlib import Path
 
 from torch import nn
 
-from ..data import DatasetSplits
-from ..search import Evaluator
 from ._data import (
     HV_REFERENCE,
     REFERENCE_BITS,
@@ -63,18 +61,11 @@ def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> 
     return render(data, images, path)
 
 
-def write_report(
-    run_dir: str | Path,
-    *,
-    evaluator: Evaluator | None = None,
-    data: DatasetSplits | None = None,
-    model: nn.Module | None = None,
-) -> Path:
+def write_report(run_dir: str | Path, *, model: nn.Module | None = None) -> Path:
     """Write pareto.png, hypervolume.png, policy.png and report.html into ``run_dir``;
-    return the HTML page's path. ``evaluator`` (the search's own) evaluates the uniform
-    reference points when the run does not hold them yet; ``data`` and ``model`` stand in
-    for a Python dataset or model that the run directory cannot rebuild."""
-    rd = report_data(run_dir, evaluator=evaluator, data=data, model=model)
+    return the HTML page's path (``model``: the module of a run searched with a Python
+    model, which the directory cannot rebuild)."""
+    rd = report_data(run_dir, model=model)
     root = rd.run_dir
     images = {
         "Pareto front": plot_pareto(rd, root / "pareto.png"),

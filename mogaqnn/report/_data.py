@@ -1,14 +1,12 @@
 """Everything the report shows, computed once from a run directory (plots render it apart).
 
-The uniform 8/4/2-bit reference points need evaluations of their own: they are evaluated
-once with the search's Evaluator (same subset, budget and seeds as every trial) and kept
-in ``reference_points.json``, so a later report reads them instead of training again.
+The report trains nothing: the uniform 8/4/2-bit reference points are evaluated by the
+search (``reference_points.json``) and only read here.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -19,19 +17,9 @@ import moocore
 import numpy as np
 import torch
 
-from ..data import DatasetSplits
 from ..errors import RunDirError
-from ..run import (
-    RunContext,
-    RunDir,
-    atomic_write_text,
-    load_run,
-    load_run_data,
-    read_checkpoint,
-    read_result,
-)
-from ..search import Evaluator, run_evaluator
-from ..train import TrainingDiverged
+from ..run import RunContext, RunDir, load_run, read_checkpoint, read_result
+from ..search import REFERENCE_BITS, REFERENCE_FILE
 
 __all__ = [
     "HV_REFERENCE",
@@ -43,10 +31,8 @@ __all__ = [
     "report_data",
 ]
 
-REFERENCE_BITS = (8, 4, 2)
 HV_REFERENCE = (1.0, 1.0)  # (val error, size / FP32 size): worst error, no compression
 HV_REFERENCE_BOPS = (1.0, 1.0, 1.0)  # three objectives: and BOPs / FP32 BOPs
-REFERENCE_FILE = "reference_points.json"
 
 
 @dataclass(frozen=True)
@@ -112,44 +98,17 @@ def _read_trials(path: Path) -> list[Point]:
     return points
 
 
-def reference_points(
-    run: RunContext, evaluator: Evaluator | None = None, data: DatasetSplits | None = None
-) -> list[Point]:
-    """Uniform 8/4/2-bit individuals (weights and activations, every ratio 1.0), from
-    ``reference_points.json`` or evaluated now and stored there."""
+def reference_points(run: RunContext) -> tuple[list[Point], str]:
+    """The uniform-bit reference points the search evaluated (``reference_points.json``),
+    and a note when the run has none."""
     path = run.root / REFERENCE_FILE
-    genomes = {b: run.space.uniform(b, b, 1.0) for b in REFERENCE_BITS}
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))["points"]
-            keys = {p["genome_key"] for p in stored}
-            if keys == {g.key() for g in genomes.values()}:
-                return _points(stored)
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            pass  # unreadable or of another space: evaluate again below
-    if evaluator is None:
-        evaluator = run_evaluator(run, load_run_data(run, data))
-    # Not a trial of the search, so not in its evaluations log.
-    evaluator = dataclasses.replace(evaluator, log_path=None)
-    stored = []
-    for bits, genome in genomes.items():
-        point = {"label": f"uniform {bits}-bit", "weight_bits": bits, "act_bits": bits,
-                 "ratio": 1.0, "genome_key": genome.key()}  # fmt: skip
-        try:
-            ev = evaluator(genome)
-        except TrainingDiverged as exc:  # as a search individual can: no point to plot
-            stored.append({**point, "failed": f"{type(exc).__name__}: {exc}"})
-            continue
-        stored.append({**point, "val_accuracy": ev.val_accuracy, "size_bits": ev.size_bits})
-    cfg = run.config
-    doc = {
-        "about": "uniform-bit references, evaluated like every trial of the search",
-        "budget": {"search_epochs": cfg.search_epochs, "search_train_samples":
-                   cfg.search_train_samples, "qat_lr": cfg.qat_lr, "seed": cfg.seed},
-        "points": stored,
-    }  # fmt: skip
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-    return _points(stored)
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))["points"]
+        return _points(stored), ""
+    except FileNotFoundError:
+        return [], f"no uniform-bit references: {path.name} is not in this run"
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        return [], f"uniform-bit references not shown: {path.name} is unreadable ({exc})"
 
 
 def _points(stored: list[dict]) -> list[Point]:
@@ -194,14 +153,10 @@ def _out_widths(path: Path, layers: list[str]) -> dict[str, int]:
 
 
 def report_data(
-    run_dir: str | Path | RunContext,
-    *,
-    evaluator: Evaluator | None = None,
-    data: DatasetSplits | None = None,
-    model: torch.nn.Module | None = None,
+    run_dir: str | Path | RunContext, *, model: torch.nn.Module | None = None
 ) -> ReportData:
-    """Collect the report's numbers. Reference points are evaluated (once) when missing,
-    with ``evaluator`` when given (the search passes its own)."""
+    """Collect the report's numbers from a finished run (``model``: the module of a run
+    searched with a Python model, which the directory cannot rebuild)."""
     run = run_dir if isinstance(run_dir, RunContext) else load_run(run_dir, model=model)
     rd = RunDir(run.root)
     result = read_result(run)
@@ -212,10 +167,7 @@ def report_data(
     fp32_bits = int(result["fp32"]["size_bits"])
     three = "bops" in result.get("config", {}).get("objectives", ())
     fp32_bops = int(result["fp32"]["bops"]) if three and result["fp32"].get("bops") else None
-    try:
-        references, note = reference_points(run, evaluator, data), ""
-    except RunDirError as exc:  # e.g. Python data that a later `mogaqnn report` cannot load
-        references, note = [], f"uniform-bit references not evaluated: {exc}"
+    references, note = reference_points(run)
     layers = list(result["model"]["quantized_layers"])
     base_w = _out_widths(rd.base_checkpoint, layers)
     final_w = _out_widths(rd.final_checkpoint, layers)

@@ -5,6 +5,7 @@ depends on none of them.
 """
 
 from ._context import RunContext, load_run, load_run_data, read_result, trial_genome
+from ._provenance import code_commit, environment
 from ._rundir import (
     RunDir,
     TrainingProgress,
@@ -32,6 +33,8 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write_text",
     "augmentation_for",
+    "code_commit",
+    "environment",
     "expansion_graph",
     "flocked",
     "load_config_dataset",

@@ -162,25 +162,37 @@ class RunDir:
         except (json.JSONDecodeError, OSError) as exc:
             raise RunDirError(f"{self.config} is unreadable ({exc}); use another --out") from exc
 
-    def prepare(self, config: SearchConfig) -> bool:
-        """Create the directory for ``config``; True when it already holds this run.
-
-        A directory with files of a different run, or files that are not a run, is refused
-        and left untouched.
-        """
+    def holds(self, config: SearchConfig) -> bool:
+        """True when the directory holds this run, False when it holds none (or only the
+        config of a run that never started, which a new run replaces); a directory with
+        files of a different run, or files that are not a run, is refused. Writes nothing."""
         stored = self.stored_config()
         if stored is not None:
-            if stored.identity() != config.identity():
-                diff = [k for k, v in config.identity().items() if stored.identity().get(k) != v]
-                raise RunDirError(
-                    f"{self.root} holds a different run (it differs in {', '.join(diff)}); "
-                    "choose another --out or resume it with 'mogaqnn resume'"
-                )
-            return True
+            if stored.identity() == config.identity():
+                return True
+            if self._never_started():
+                return False
+            diff = [k for k, v in config.identity().items() if stored.identity().get(k) != v]
+            raise RunDirError(
+                f"{self.root} holds a different run (it differs in {', '.join(diff)}); "
+                "choose another --out or resume it with 'mogaqnn resume'"
+            )
         if self.root.exists() and any(not _LEFTOVER.match(p.name) for p in self.root.iterdir()):
             raise RunDirError(
                 f"{self.root} is not empty and holds no mogaqnn run; choose another --out"
             )
+        return False
+
+    def _never_started(self) -> bool:
+        """Only config.json (and our leftovers): a run whose first training never began."""
+        return all(p.name == self.config.name or _LEFTOVER.match(p.name)
+                   for p in self.root.iterdir())  # fmt: skip
+
+    def prepare(self, config: SearchConfig) -> bool:
+        """Create the directory for ``config`` (see ``holds``); True when it already holds
+        this run."""
+        if self.holds(config):
+            return True
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config, json.dumps(config.to_dict(), indent=2) + "\n")
         return False

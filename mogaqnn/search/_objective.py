@@ -12,11 +12,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import EvaluationError, MogaqnnError
+from ..fitness import Evaluation
 from ..genome import Genome, SearchSpace
 from ..size import KIB_BITS
 from ..train import TrainingDiverged
 from ._claims import Claims
-from ._evaluate import Evaluation
 from ._store import fail_stale, requeue
 from ._trials import CLONE_RETRIES, FAIL_REASON, GENERATION, GENOME_KEY, WORKER, trial_by_number
 

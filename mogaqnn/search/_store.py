@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial
 
 from ..config import SearchConfig
 from ..errors import ConfigError, RunDirError
-from ..run import flocked
+from ..run import RunDir, flocked
 from ._trials import GENOME_KEY
 
 # what each objective is called in optuna-dashboard and trials_dataframe
@@ -31,6 +31,7 @@ OBJECTIVE_NAMES = {"error": "val error", "size": "size bits", "bops": "BOPs"}
 
 __all__ = [
     "STUDY_NAME",
+    "read_study",
     "bind_run",
     "database_url",
     "fail_stale",
@@ -43,7 +44,7 @@ __all__ = [
 
 STUDY_NAME = "mogaqnn"  # the default study name (SearchConfig.study)
 CONFIG_ATTR = "mogaqnn_config"  # study user attrs: what a remote worker rebuilds the run from
-BASE_ATTR = "base_sha256"
+CHECKPOINTS_ATTR = "checkpoint_sha256"  # file name in the run directory -> its sha256
 HEARTBEAT_S, GRACE_S = 20, 60  # RDB: a worker silent this long is dead, its trial runs again
 
 
@@ -214,9 +215,10 @@ def open_study(config: SearchConfig, storage_url: str, sampler: BaseSampler) -> 
     return study
 
 
-def bind_run(study: optuna.Study, config: SearchConfig, base_sha256: str) -> None:
-    """Store the run's config and base checkpoint hash in the study (what remote workers
-    rebuild the run from); refuse a study that holds a different run."""
+def bind_run(study: optuna.Study, config: SearchConfig, checkpoints: dict[str, str]) -> None:
+    """Store the run's config and the sha256 of the checkpoints every evaluation reads (the
+    FP32 base, the supernet) in the study, what remote workers rebuild the run from and
+    check their copies against; refuse a study that holds a different run."""
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is not None:
         other = SearchConfig.from_mapping(stored, source=f"study {config.study!r}")
@@ -227,23 +229,23 @@ def bind_run(study: optuna.Study, config: SearchConfig, base_sha256: str) -> Non
                 f"{', '.join(diff)}); choose another --study"
             )
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
-    study.set_user_attr(BASE_ATTR, base_sha256)
+    study.set_user_attr(CHECKPOINTS_ATTR, checkpoints)
 
 
 def load_run_study(
     storage_url: str, study_name: str, on_wait: Callable[[], None] | None = None
-) -> tuple[SearchConfig, str]:
+) -> tuple[SearchConfig, dict[str, str]]:
     """Wait until the coordinator has created the study and stored its run in it; return the
-    run's config and the base checkpoint's sha256."""
+    run's config and its checkpoints' sha256 by file name."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial errors: in pareto.csv
     storage = open_storage(storage_url)
     while True:
         try:
             study_id = storage.get_study_id_from_name(study_name)
             attrs = storage.get_study_user_attrs(study_id)
-            if CONFIG_ATTR in attrs and BASE_ATTR in attrs:
+            if CONFIG_ATTR in attrs and CHECKPOINTS_ATTR in attrs:
                 config = SearchConfig.from_mapping(attrs[CONFIG_ATTR], f"study {study_name!r}")
-                return config, attrs[BASE_ATTR]
+                return config, dict(attrs[CHECKPOINTS_ATTR])
         except KeyError:  # the coordinator has not created it yet
             pass
         if on_wait is not None:
@@ -258,3 +260,12 @@ def fail_stale(study: optuna.Study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(study)
+
+
+def read_study(run_dir: str | Path) -> optuna.Study:
+    """The study of a finished or running search, from its run directory's config (its
+    journal, or the database it names), for reading its trials."""
+    rd = RunDir(run_dir)
+    config = rd.load()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=config.study, storage=open_storage(rd.storage_url(config)))

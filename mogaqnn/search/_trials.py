@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import moocore
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -48,10 +50,10 @@ def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial | None:
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Non-dominated trials on their objectives (val error, size[, BOPs]), all minimised."""
-
-    def dominates(a: FrozenTrial, b: FrozenTrial) -> bool:
-        pairs = list(zip(a.values, b.values))
-        return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
-
-    return [t for t in trials if not any(dominates(o, t) for o in trials)]
+    """Non-dominated trials on their objectives (val error, size[, BOPs]), all minimised;
+    trials with equal objectives are all kept."""
+    if not trials:
+        return []
+    values = np.array([t.values for t in trials], dtype=float)
+    keep = moocore.is_nondominated(values, keep_weakly=True)
+    return [t for t, k in zip(trials, keep) if k]

@@ -23,16 +23,24 @@ import torch
 
 from ..config import SearchConfig
 from ..errors import ConfigError, MogaqnnError, RunDirError
+from ..fitness import bops_counter, make_evaluator
 from ..run import RunDir, load_run, load_run_data, resolve_device
 from ._claims import open_claims
-from ._fitness import bops_counter, make_evaluator
 from ._loop import evaluate_until_done
 from ._objective import Objective
 from ._sampler import make_sampler
 from ._store import load_run_study, open_study
 from ._threads import process_threads
 
-__all__ = ["WorkerSpec", "worker_specs", "run_workers", "evaluate_as_worker", "run_worker"]
+__all__ = [
+    "WorkerSpec",
+    "checkpoint_hashes",
+    "evaluate_as_worker",
+    "run_worker",
+    "run_workers",
+    "sha256_file",
+    "worker_specs",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,11 @@ class WorkerSpec:
     parent_pid: int
     model: Any = None  # a Python model / data object of an API run (None: from the config)
     data: Any = None
+
+
+def checkpoint_hashes(root: Path, names: Sequence[str]) -> dict[str, str]:
+    """sha256 of each of ``names`` that exists in ``root``."""
+    return {n: sha256_file(root / n) for n in names if (root / n).exists()}
 
 
 def sha256_file(path: Path) -> str:
@@ -203,7 +216,7 @@ def run_worker(
             "mogaqnn worker needs a database storage such as postgresql://...; to run "
             "several workers on one machine use 'mogaqnn search --workers N'"
         )
-    config, base_sha = load_run_study(
+    config, checkpoints = load_run_study(
         storage_url, study_name,
         on_wait=lambda: log(f"waiting for the coordinator to start study {study_name!r}"),
     )  # fmt: skip
@@ -219,13 +232,14 @@ def run_worker(
     if device is not None:
         changes["device"] = device
     config = SearchConfig.from_mapping({**config.to_dict(), **changes}, "the command line")
-    base = RunDir(out).base_checkpoint
-    if not base.exists() or sha256_file(base) != base_sha:
-        state = "is missing" if not base.exists() else "differs from the coordinator's"
-        raise RunDirError(
-            f"{base} {state}; copy base.pt from the coordinator's run directory into {out} "
-            f"(sha256 {base_sha[:16]}...)"
-        )
+    for name, sha in checkpoints.items():  # a stale copy would silently change every fitness
+        path = Path(out) / name
+        if not path.exists() or sha256_file(path) != sha:
+            state = "is missing" if not path.exists() else "differs from the coordinator's"
+            raise RunDirError(
+                f"{path} {state}; copy {name} from the coordinator's run directory into "
+                f"{out} (sha256 {sha[:16]}...)"
+            )
     specs = worker_specs(config, storage_url, seeds=[None] * workers)
     log(
         f"worker on {socket.gethostname()}: {workers} process(es) evaluating study "

@@ -1,5 +1,5 @@
 """The fitness of a run: its Evaluator, built from the run's config (subsets, QAT budget,
-seed), for the search, its workers, and whoever rebuilds a run (export, report)."""
+seed), for the search, its workers, and the recipe of whoever rebuilds a run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..genome import Genome, SearchSpace
 from ..run import RunContext, augmentation_for, resolve_device, subset, train_settings
 from ..size import bit_operations_at, layer_macs
 from ._evaluate import Evaluator
-from ._fitness_start import fitness_start
+from ._starts import fitness_start
 
 __all__ = ["bops_counter", "make_evaluator", "run_evaluator"]
 

@@ -39,23 +39,18 @@ binomial standard error on 400 val images (1.0 pp). The default stays with the L
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from ..config import SearchConfig
-from ..data import DatasetSplits, LabelledImages, iterate_batches
+from ..data import DatasetSplits, LabelledImages
 from ..errors import RunDirError
 from ..expand import (
     ModelGraph,
-    channel_masks,
     fresh_at_width,
     group_widths,
     scaled_graph,
@@ -64,20 +59,12 @@ from ..expand import (
 )
 from ..genome import Genome
 from ..run import TrainingProgress, atomic_torch_save, load_weights, read_checkpoint
-from ..train import (
-    EpochCheckpoints,
-    Progress,
-    TrainingDiverged,
-    TrainSettings,
-    make_optimizer,
-    reestimate_batchnorm,
-    train_model,
-)
+from ..train import TrainSettings, reestimate_batchnorm, train_model
+from ._supernet import train_supernet
 
-__all__ = ["SUPERNET", "fitness_start", "train_supernet"]
+__all__ = ["SUPERNET", "ScratchStart", "SupernetStart", "fitness_start"]
 
 SUPERNET = "supernet.pt"
-RANDOM_WIDTHS_PER_STEP = 2  # the sandwich rule's random widths, besides widest and narrowest
 
 
 @dataclass(frozen=True)
@@ -174,54 +161,3 @@ def fitness_start(
         progress.discard()
     return SupernetStart(supernet.to(device).eval(), graph, supernet_graph, train_subset,
                          cfg.batch_size, device)  # fmt: skip
-
-
-def train_supernet(
-    supernet: nn.Module,
-    supernet_graph: ModelGraph,
-    width_choices: Sequence[Sequence[int]],
-    data: LabelledImages,
-    settings: TrainSettings,
-    *,
-    seed: int,
-    device: torch.device | str = "cpu",
-    progress: Progress | None = None,
-) -> None:
-    """Train ``supernet`` in place: each step sums the losses of the widest, the narrowest
-    and ``RANDOM_WIDTHS_PER_STEP`` random widths (one choice per group from
-    ``width_choices``), each computed with the channels past its width masked to zero.
-    With ``progress`` the state is saved there after every epoch and continued from."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    supernet.to(device).train()
-    widest = [max(c) for c in width_choices]
-    narrowest = [min(c) for c in width_choices]
-    steps_per_epoch = math.ceil(len(data) / settings.batch_size)
-    total_steps = max(1, round(settings.epochs * steps_per_epoch))
-    opt = make_optimizer(supernet, settings)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    checkpoints = EpochCheckpoints(progress, supernet, opt, sched, gen, total_steps, device, rng)
-    step, _ = checkpoints.restore()
-    while step < total_steps:
-        for x, y in iterate_batches(
-            data, settings.batch_size, shuffle=True, generator=gen,
-            augmentation=settings.augmentation, device=device,
-        ):  # fmt: skip
-            opt.zero_grad(set_to_none=True)
-            samples = [[rng.choice(c) for c in width_choices]
-                       for _ in range(RANDOM_WIDTHS_PER_STEP)]  # fmt: skip
-            for widths in (widest, narrowest, *samples):
-                masks = channel_masks(supernet, supernet_graph, widths)
-                params = {n: p * masks[n] for n, p in supernet.named_parameters() if n in masks}
-                loss = F.cross_entropy(functional_call(supernet, params, (x,)), y)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"supernet loss became {loss.item()} at step {step}")
-                loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if step >= total_steps:
-                break
-        checkpoints.save(step, 0.0)
-    supernet.eval()

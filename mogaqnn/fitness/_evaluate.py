@@ -1,4 +1,5 @@
-"""Fitness of one individual: widen, quantize, QAT fine-tune briefly, accuracy on val."""
+"""Fitness of one individual: its start at its width, quantize, calibrate, QAT fine-tune
+briefly, accuracy on the search's val subset."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Evaluator:
     quant_ranges: str = "lsq"  # how the quantization ranges follow training (quant doc)
     bn_reestimate_batches: int = 0  # BatchNorm statistics re-estimated after quantizing
     # The float network at the genome's width that the fitness starts from
-    # (search/_fitness_start.py); None: the base widened by copying channels.
+    # (fitness/_starts.py); None: the base widened by copying channels.
     start: Callable[[Genome], nn.Module] | None = None
 
     def __post_init__(self) -> None:
@@ -101,13 +102,18 @@ class Evaluator:
         idx = calibration_indices(self.train_data.y.numpy(), CALIBRATION_SAMPLES, self.seed)
         return self.train_data.x[torch.from_numpy(idx)]
 
+    def fine_tune(self, model: nn.Module, genome: Genome) -> nn.Module:
+        """The search's short QAT of a built individual, in place (its seed is the genome's)."""
+        train_model(model, self.train_data, self.settings, seed=genome.seed(self.seed),
+                    device=self.device, teacher=self.teacher)  # fmt: skip
+        return model
+
     def __call__(self, genome: Genome) -> Evaluation:
         t0 = time.perf_counter()
         self._log(genome)
         model = self.build(genome)
         t1 = time.perf_counter()
-        train_model(model, self.train_data, self.settings, seed=genome.seed(self.seed),
-                    device=self.device, teacher=self.teacher)  # fmt: skip
+        self.fine_tune(model, genome)
         t2 = time.perf_counter()
         acc = evaluate_accuracy(model, self.val_data, device=self.device)
         size = model_size(model, self.graph.bn_fold).total_bits
