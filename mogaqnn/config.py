@@ -152,7 +152,7 @@ FIELD_HELP: dict[str, str] = {
     "sampler": "nsga2 (MOGAQNN) or random (Optuna's RandomSampler over the same space and "
     "number of evaluations, the baseline of benchmarks/paper_table.py). A random search is "
     "counted in generations of the population, but nothing evolves, so its final choice is "
-    "made from the front of every evaluation",
+    "made from the feasible front of every evaluation",
     "val_fraction": "fraction of the training data held out as the validation split",
     "search_train_samples": "stratified training subset for each evaluation (0: all)",
     "search_val_samples": "stratified validation subset for each evaluation (0 or none: all)",
