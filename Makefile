@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 SHELL  := /bin/bash
 
-.PHONY: setup demo test lint system-deps clean
+.PHONY: setup demo test lint docs system-deps clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: setup system-deps
 lint: setup
 	$(BIN)/ruff check mogaqnn tests benchmarks
 	$(BIN)/ruff format --check mogaqnn tests benchmarks
+
+# docs/configuration.md is generated from SearchConfig and its help strings (mogaqnn/config.py).
+docs: setup
+	$(BIN)/python -m mogaqnn.config > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

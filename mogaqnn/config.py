@@ -130,16 +130,17 @@ class SearchConfig:
 
 
 FIELD_HELP: dict[str, str] = {
-    "model": "zoo model name (see 'mogaqnn models'), 'timm:NAME', 'torchvision:NAME' or "
-    "'package.module:factory'",
+    "model": "zoo model name (see 'mogaqnn models'), 'timm:NAME' (needs mogaqnn[timm]), "
+    "'torchvision:NAME' (needs mogaqnn[torchvision]; the first conv is rebuilt for the "
+    "dataset's channels) or 'package.module:factory'",
     "dataset": "dataset name (see 'mogaqnn datasets')",
     "data_dir": "folder searched first for dataset files",
     "image_size": "side of the square images of an imagefolder: dataset (default: as found)",
     "channels": "1 or 3 channels for an imagefolder: dataset (default: as found)",
     "out": "run directory (created; an existing one of the same run is resumed)",
     "seed": "seed of the splits, the pretraining, NSGA-II and every evaluation",
-    "weight_bits": "weight bit widths to choose from, per layer",
-    "act_bits": "input activation bit widths to choose from, per layer",
+    "weight_bits": "weight bit widths to choose from, per layer (1..16)",
+    "act_bits": "input activation bit widths to choose from, per layer (2..16)",
     "expansion_ratios": "width ratios to choose from, per expansion group",
     "expansion": "auto: widen what can be widened; off: bits only; strict: fail if a layer "
     "cannot be widened",
@@ -149,56 +150,66 @@ FIELD_HELP: dict[str, str] = {
     "swapping_prob": "probability that uniform crossover takes a gene from the other parent",
     "mutation_prob": "per-gene mutation probability (default 1/number of genes)",
     "sampler": "nsga2 (MOGAQNN) or random (Optuna's RandomSampler over the same space and "
-    "budget, the baseline of benchmarks/paper_table.py)",
+    "number of evaluations, the baseline of benchmarks/paper_table.py). A random search is "
+    "counted in generations of the population, but nothing evolves, so its final choice is "
+    "made from the feasible front of every evaluation",
     "val_fraction": "fraction of the training data held out as the validation split",
     "search_train_samples": "stratified training subset for each evaluation (0: all)",
-    "search_val_samples": "stratified validation subset for each evaluation (0: all)",
-    "augment_crop": "random-crop padding in pixels during training (0: off)",
+    "search_val_samples": "stratified validation subset for each evaluation (0 or none: all)",
+    "augment_crop": "random-crop padding in pixels during training (0: off); colour datasets "
+    "are also flipped when it is on",
     "pretrain_epochs": "epochs of FP32 pretraining of the base model",
     "search_epochs": "QAT epochs per evaluated individual (fractions allowed)",
     "final_epochs": "QAT epochs of the chosen individual (the FP32 baseline gets as many more)",
     "batch_size": "training batch size",
-    "optimizer": "adam or sgd",
+    "optimizer": "adam or sgd (momentum 0.9, Nesterov)",
     "lr": "learning rate of the FP32 pretraining",
     "qat_lr": "learning rate of every QAT run and of the final training of both the chosen "
     "individual and the FP32 baseline (same recipe for both)",
     "weight_decay": "weight decay of conv and linear weights",
     "widen_noise": "relative noise on copied channels, to break their symmetry",
     "quant_ranges": "how quantization ranges follow training: ema (moving-average activation "
-    "ranges, weight clipping re-chosen every step), lsq (learned step sizes) or fixed (set "
-    "once by calibration)",
+    "ranges, weight clipping re-chosen every step), lsq (learned step sizes, for quantizers "
+    "of at most 8 bits; wider ones keep the calibrated range) or fixed (set once by "
+    "calibration)",
     "lsq_scale_lr": "learning rate of each of LSQ's learned scales, as a multiple of the "
     "training's times the scale's own size, so that under Adam every scale moves by about this "
-    "times the learning rate of itself per step, whatever its bit width (SGD: the training's)",
-    "distill_weight": "weight of distillation from the FP32 base in every QAT run and in the "
-    "final training (0: off; the distilled FP32 baseline is trained either way)",
+    "times the learning rate of itself per step, whatever its bit width. Under SGD it scales "
+    "the training's rate, which LSQ's gradient scaling balances",
+    "distill_weight": "weight of distillation from the FP32 base (KL at distill_temperature, "
+    "times T squared, mixed with cross-entropy) in every QAT run and in the final training "
+    "(0: off). The final training trains the FP32 baseline twice either way, plain and "
+    "distilled (at this weight, or 0.5 when it is 0), and judges the claim against the stronger",
     "distill_temperature": "softmax temperature of the distillation targets",
     "bn_reestimate_batches": "training batches that re-estimate BatchNorm statistics after "
     "widening and quantizing, before QAT (0: off)",
     "final_init": "scratch: the chosen architecture is trained from a fresh initialisation "
-    "at its width (pretraining as the base, then the final QAT); widen: the base widened "
-    "by copying channels, then the final QAT",
+    "at its width (pretraining as the base, cached as chosen_float.pt, then the final QAT); "
+    "widen: the base widened by copying channels, then the final QAT",
     "fitness": "how an individual reaches its width before its QAT fine-tune: widen (copies "
     "of the base's channels), scratch (float training from scratch on the search subset) or "
-    "supernet (a slice of one weight-sharing network trained once per run)",
+    "supernet (a slice of one weight-sharing network trained once per run, supernet.pt)",
     "select": "rule choosing the final individual from the last front: match-fp32 (the "
-    "smallest whose val accuracy reaches the FP32 architecture started and fine-tuned as the "
-    "individuals are, else the most "
-    "accurate), accuracy (highest val accuracy, ties to the smaller) or smallest",
-    "max_size_kib": "size constraint on the chosen individual, in KiB",
-    "seed_population": "put uniform individuals (8, 4, 3, 2 weight bits as allowed, 8-bit "
-    "activations, ratio 1.0) into the first generation beside the random ones",
+    "smallest whose val accuracy reaches the FP32 reference, else the most accurate), "
+    "accuracy (highest val accuracy, ties to the smaller) or smallest. The FP32 reference is "
+    "the FP32 architecture started as every individual starts and fine-tuned by the same "
+    "recipe, measured once per run; result.json's selection says which rule chose and why",
+    "max_size_kib": "size limit on the chosen individual, in KiB (also an NSGA-II constraint)",
+    "seed_population": "put uniform individuals (8, 4, 3, 2 weight bits as allowed and the "
+    "smallest allowed, 8-bit activations, ratio 1.0) into the first generation beside the "
+    "random ones",
     "objectives": "what NSGA-II minimises: error,size (the paper's) or error,size,bops "
-    "(bit operations: MACs x weight bits x activation bits)",
+    "(bit operations: MACs x weight bits x activation bits, reported for every individual "
+    "either way)",
     "device": "auto, cpu, cuda or cuda:N",
-    "progress": "show a progress bar",
-    "storage": "Optuna storage URL (default: a journal file in the run directory)",
+    "progress": "show the progress bar and the progress lines on stderr",
+    "storage": "Optuna storage URL (default: study.journal in the run directory)",
     "study": "study name in the storage (several runs can share one database)",
     "workers": "worker processes evaluating individuals in parallel",
     "devices": "devices of the workers, e.g. cuda:0,cuda:1 (worker i runs on device i mod n; "
     "default: --device for all)",
-    "threads": "torch threads of each process (default: the cores given to the process, or "
-    "OMP_NUM_THREADS when set; 1 per worker when workers > 1)",
+    "threads": "torch threads of each process, printed at start (0 or none: the cores given "
+    "to the process, or OMP_NUM_THREADS when set; 1 per worker when workers > 1)",
 }
 
 
@@ -354,3 +365,55 @@ def _validate(c: SearchConfig) -> None:
             f"objectives is {','.join(c.objectives)!r}; choose "
             + " or ".join(repr(",".join(o)) for o in OBJECTIVE_SETS)
         )
+
+
+def _shown_default(value: Any) -> str:
+    """A default as the reference shows it: tuples comma-joined, None as none, bools lower."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md), rendered from SearchConfig's
+    fields, their defaults and FIELD_HELP: ``python -m mogaqnn.config > docs/configuration.md``."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated from mogaqnn/config.py by `make docs` "
+        "(python -m mogaqnn.config > docs/configuration.md); do not edit by hand. -->",
+        "",
+        "Every key is a flag of `mogaqnn search` and a key of the TOML file given with "
+        "`--config`, at the top level or under `[search]`; flags given on the command line "
+        "override the file. A list is written comma-separated as a flag "
+        "(`--weight-bits 2,4,8`) and as a TOML array or string in the file. The same keys are "
+        "the keyword arguments of `mogaqnn.search(...)` and the fields of "
+        "`mogaqnn.SearchConfig`.",
+        "",
+        "```toml",
+        "[search]",
+        'model = "resnet20"',
+        'dataset = "fashion-mnist"',
+        "weight_bits = [2, 4, 8]",
+        "population = 32",
+        "```",
+        "",
+        "| key | flag | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    defaults = SearchConfig()
+    for f in fields(SearchConfig):
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        flags = f"`{flag}` / `--no-{flag[2:]}`" if isinstance(value, bool) else f"`{flag}`"
+        meaning = FIELD_HELP[f.name].replace("|", "\\|")
+        lines.append(f"| `{f.name}` | {flags} | `{_shown_default(value)}` | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
