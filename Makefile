@@ -43,7 +43,8 @@ lint: setup
 
 # docs/configuration.md is generated from SearchConfig and its help strings (mogaqnn/config.py).
 docs: setup
-	$(BIN)/python -m mogaqnn.config > docs/configuration.md
+	$(BIN)/python -c 'from mogaqnn.config import reference_markdown as r; print(r(), end="")' \
+		> docs/configuration.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
