@@ -245,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             p.add_argument("--individual", default="chosen", metavar="ID|chosen",
                            help="'chosen' (default: the finally trained chosen individual, "
-                           "final.pt) or a trial number of pareto.csv, rebuilt and fine-tuned "
-                           "as the search evaluated it")  # fmt: skip
+                           "final.pt) or a trial number of pareto.csv: a final-trained "
+                           "candidate as trained (result.json's final_candidates), any other "
+                           "rebuilt and fine-tuned as the search evaluated it")  # fmt: skip
             p.add_argument("--format", default="packed", choices=("packed", "onnx"),
                            help="packed: bit-packed weights at their own bit widths, the "
                            "model size on disk; onnx: QDQ graph for onnxruntime "

@@ -89,7 +89,11 @@ class SearchConfig:
     bn_reestimate_batches: int = 0
     # final choice
     select: str = "match-fp32"
+    min_compression: float | None = None
     max_size_kib: float | None = None
+    final_candidates: int = 1
+    claim_compressions: tuple[float, ...] = (4.0, 8.0)
+    uniform_qat_bits: tuple[int, ...] = (8, 4, 2)
     # first generation and objectives (issue 12)
     seed_population: bool = True
     objectives: tuple[str, ...] = ("error", "size")
@@ -194,7 +198,19 @@ FIELD_HELP: dict[str, str] = {
     "accuracy (highest val accuracy, ties to the smaller) or smallest. The FP32 reference is "
     "the FP32 architecture started as every individual starts and fine-tuned by the same "
     "recipe, measured once per run; result.json's selection says which rule chose and why",
+    "min_compression": "size target as a compression against the FP32 model (e.g. 4: at least "
+    "4x smaller); the chosen model meets it, and NSGA-II prefers individuals that do (a "
+    "constraint, like max_size_kib; both may be given)",
     "max_size_kib": "size limit on the chosen individual, in KiB (also an NSGA-II constraint)",
+    "final_candidates": "individuals of the last front trained by the final recipe (k): spread "
+    "over the front under the size target, the best at each of claim_compressions among them; "
+    "the rule chooses among them by their final val accuracy, and every one is tested once",
+    "uniform_qat_bits": "uniform b-bit models (weights and activations, every ratio 1.0) "
+    "trained from the FP32 base by the final QAT and tested beside the candidates, the "
+    "baseline a mixed policy must beat (empty: none)",
+    "claim_compressions": "compressions at which result.json and the table report the claim: "
+    "the final-trained candidate with the highest final val accuracy at least that much smaller "
+    "than FP32, against the stronger FP32 baseline on test",
     "seed_population": "put uniform individuals (8, 4, 3, 2 weight bits as allowed and the "
     "smallest allowed, 8-bit activations, ratio 1.0) into the first generation beside the "
     "random ones",
@@ -333,6 +349,23 @@ def _validate(c: SearchConfig) -> None:
         raise ConfigError(f"fitness is {c.fitness!r}; choose one of {', '.join(FITNESSES)}")
     if c.max_size_kib is not None and c.max_size_kib <= 0:
         raise ConfigError(f"max_size_kib is {c.max_size_kib}; it must be positive")
+    if c.min_compression is not None and not c.min_compression >= 1.0:
+        raise ConfigError(
+            f"min_compression is {c.min_compression}; give a compression of at least 1 "
+            "(e.g. 4 for a model at least 4x smaller than FP32)"
+        )
+    bad_uniform = [b for b in c.uniform_qat_bits if not MIN_ACT_BITS <= b <= MAX_BITS]
+    if bad_uniform:
+        raise ConfigError(
+            f"uniform_qat_bits holds {bad_uniform[0]}; uniform baselines quantize weights and "
+            f"activations alike, at {MIN_ACT_BITS}..{MAX_BITS} bits"
+        )
+    if c.final_candidates < 1:
+        raise ConfigError(f"final_candidates is {c.final_candidates}; it must be at least 1")
+    if any(not t >= 1.0 for t in c.claim_compressions):
+        raise ConfigError(
+            f"claim_compressions holds {min(c.claim_compressions)}; compressions must be at least 1"
+        )
     if c.workers < 1:
         raise ConfigError(f"workers is {c.workers}; it must be at least 1")
     if len(c.devices) > c.workers:

@@ -65,3 +65,52 @@ def test_a_run_that_does_not_distil_still_judges_against_the_distilled_baseline(
     assert stored["fp32_distilled"]["distill_weight"] == 0.5
     stronger = max(stored["fp32"]["test_accuracy"], stored["fp32_distilled"]["test_accuracy"])
     assert stored["claim"]["reference_test_accuracy"] == stronger
+
+
+def test_k_candidates_under_a_size_target_are_final_trained_chosen_by_val_and_tested(tmp_path):
+    from mogaqnn.recipe import read_trained
+
+    out = tmp_path / "run"
+    config = _tiny(out, min_compression=6.0, final_candidates=3, select="accuracy",
+                   claim_compressions=(6.0, 12.0), uniform_qat_bits=(8, 2))  # fmt: skip
+    result = Search(config).run()
+    stored = json.loads((out / "result.json").read_text())
+    cands = stored["final_candidates"]
+    fp32_kib = stored["fp32"]["size_kib"]
+    assert 1 <= len(cands) <= 3 and len({c["trial"] for c in cands}) == len(cands)
+    assert set(c["trial"] for c in cands) <= set(stored["search"]["front"])
+    assert all(c["compression_ratio"] >= 6.0 for c in cands)  # under the target
+    assert stored["selection"]["size_limit_kib"] == pytest.approx(fp32_kib / 6.0)
+    # the rule chose again among them, by their final val accuracy
+    best = max(cands, key=lambda c: (c["val_accuracy"], -c["size_bits"]))
+    assert [c["trial"] for c in cands if c["chosen"]] == [best["trial"]]
+    assert stored["chosen"]["trial"] == best["trial"]
+    assert stored["chosen"]["test_accuracy"] == best["test_accuracy"]
+    # every candidate tested once, each kept as trained in final/ (what export reads)
+    for c in cands:
+        assert 0.0 <= c["test_accuracy"] <= 1.0
+        model, genome = read_trained(out / "final" / f"{c['genome_key']}.pt", *_run_parts(out),
+                                     "")  # fmt: skip
+        assert genome.key() == c["genome_key"]
+    other = next((c for c in cands if not c["chosen"]), None)
+    if other is not None:
+        exported = load_run_model(out, other["trial"])
+        assert exported.val_accuracy is None  # read as trained, not fine-tuned again
+    # uniform QAT beside them, from the FP32 base
+    assert [u["bits"] for u in stored["uniform_qat"]] == [8, 2]
+    assert all(0.0 <= u["test_accuracy"] <= 1.0 for u in stored["uniform_qat"] if "failed" not in u)
+    # the claim at each size target: the best final val at least that small, or none
+    at6, at12 = stored["claims"]
+    assert at6["compression"] == 6.0 and at6["trial"] == best["trial"]
+    small = [c for c in cands if c["compression_ratio"] >= 12.0]
+    assert (at12["trial"] is None) == (not small)
+    table = result.table()
+    assert "uniform QAT 8-bit" in table and "at >= 6x:" in table and "at >= 12x:" in table
+    assert "final stage:" in table
+
+
+def _run_parts(out):
+    from mogaqnn.run import load_run
+
+    run = load_run(out)
+    return run.base, run.graph, run.space

@@ -16,7 +16,7 @@ from tests._browser import open_in_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("pareto.png", "hypervolume.png", "policy.png")
+FIGURES = ("final.png", "pareto.png", "hypervolume.png", "policy.png")
 
 
 def test_search_writes_the_report(tiny_run_dir):

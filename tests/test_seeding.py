@@ -64,3 +64,19 @@ def test_the_paper_tables_mobilenetv2_cells_have_a_feasible_first_generation():
     size = model_size(build_individual(base, graph, space, seeds["uniform 2-bit"]), graph.bn_fold)
     limit_bits = fp32_size_bits(base) / 8
     assert size.total_bits <= limit_bits
+
+
+def test_bits_for_width_seeds_take_the_widest_ratio_under_the_size_target():
+    from mogaqnn.search._sampler import target_seeds
+
+    space = _space((2, 3, 4, 8), ratios=(1.0, 1.25, 1.5, 2.0))
+
+    def size_bits(genome):  # weights grow with the square of the width
+        return round(1000 * genome.weight_bits[0] * genome.ratios[0] ** 2)
+
+    seeds = target_seeds(space, size_bits, limit_bits=8000, room=4)
+    assert [(g.weight_bits[0], g.ratios[0]) for _, g in seeds] == [(4, 1.25), (3, 1.5), (2, 2.0)]
+    assert all(g.act_bits == (8, 8) for _, g in seeds)
+    assert seeds[0][0] == "uniform 4-bit at ratio 1.25 (size target)"
+    assert len(target_seeds(space, size_bits, limit_bits=8000, room=1)) == 1
+    assert target_seeds(space, size_bits, limit_bits=1000, room=4) == []  # nothing fits

@@ -46,3 +46,44 @@ def test_the_other_rules_and_the_size_limit():
     limited = choose(POPULATION, POPULATION, "match-fp32", 60.0, 0.90)
     assert limited.trial is B and {t.number for t in limited.front} == {1, 2}
     assert choose(POPULATION, POPULATION, "match-fp32", 60.0, 0.95).trial is B  # fallback
+
+
+def test_the_size_target_is_the_tighter_of_the_limit_and_the_compression():
+    from mogaqnn.search._select import size_limit_kib
+
+    fp32 = 400 * KIB_BITS
+    assert size_limit_kib(None, None, fp32) is None
+    assert size_limit_kib(None, 4.0, fp32) == pytest.approx(100.0)
+    assert size_limit_kib(60.0, 4.0, fp32) == 60.0 and size_limit_kib(150.0, 4.0, fp32) == 100.0
+
+
+def test_final_candidates_are_the_choice_the_best_per_claim_and_spread_over_the_front():
+    from mogaqnn.search._select import final_candidates
+
+    # a front of six, 10 to 320 KiB (FP32: 1,280 KiB), accuracy rising with size
+    front = [_trial(i, 0.20 - 0.02 * i, kib) for i, kib in enumerate((10, 20, 40, 80, 160, 320))]
+    choice = choose(front, front, "accuracy", None)
+    assert choice.trial.number == 5
+    fp32 = 1280 * KIB_BITS
+    one = final_candidates(choice, 1, fp32, (4.0, 8.0))
+    assert [t.number for t in one] == [5]  # k = 1: the rule's choice, as before
+    # the choice (4x), the best at >= 8x (160 KiB), then the farthest in log size (10 KiB)
+    three = final_candidates(choice, 3, fp32, (4.0, 8.0))
+    assert [t.number for t in three] == [5, 4, 0]
+    four = final_candidates(choice, 4, fp32, (4.0, 8.0))
+    assert [t.number for t in four] == [5, 4, 0, 2]  # 40 KiB: midway between 10 and 160
+    assert len(final_candidates(choice, 10, fp32, ())) == len(front)  # never more than all
+
+
+def test_the_rule_chooses_again_among_the_final_trained_by_their_final_val():
+    from mogaqnn.search._select import Trained, choose_trained
+
+    sizes_and_vals = ((100, 0.92), (50, 0.93), (20, 0.90))
+    big, mid, small = (Trained(_trial(i, 0.1, kib), val, int(kib * KIB_BITS))
+                       for i, (kib, val) in enumerate(sizes_and_vals))  # fmt: skip
+    trained = [big, mid, small]
+    assert choose_trained(trained, "accuracy", 0.91)[0] is mid  # final val, not search val
+    assert choose_trained(trained, "smallest", 0.91)[0] is small
+    chosen, reason = choose_trained(trained, "match-fp32", 0.91)
+    assert chosen is mid and "reaches the stronger FP32 baseline's 91.00%" in reason
+    assert choose_trained(trained, "match-fp32", 0.95)[0] is mid  # none reaches: most accurate

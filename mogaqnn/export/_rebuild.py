@@ -1,9 +1,10 @@
 """Rebuild a trained model of a run: the one function export uses.
 
-The chosen individual after its final training (``final.pt``) is rebuilt the way the search
-built it and the trained weights are loaded on top; a non-chosen individual is instead
-trained again by the search's recipe (``Recipe.search_model``: same start, subset, budget,
-seed and teacher), so its val accuracy is the one pareto.csv reports.
+The chosen individual after its final training (``final.pt``), or any final-trained
+candidate (``final/<genome key>.pt``), is rebuilt the way the search built it and the
+trained weights are loaded on top; any other individual is trained again by the search's
+recipe (``Recipe.search_model``: same start, subset, budget, seed and teacher), so its val
+accuracy is the one pareto.csv reports.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import ConfigError, MogaqnnError
 from ..genome import Genome
 from ..recipe import Recipe, read_trained
 from ..run import RunContext, RunDir, load_run, trial_genome
+from ..search import FINAL_DIR
 from ..train import TrainingDiverged, evaluate_accuracy
 
 __all__ = ["RunModel", "load_run_model", "parse_individual"]
@@ -59,7 +61,8 @@ def load_run_model(
 ) -> RunModel:
     """The trained fake-quantized model of a run, on the CPU in eval mode.
 
-    ``"chosen"`` loads final.pt (the chosen individual after its final training). A trial
+    ``"chosen"`` loads final.pt (the chosen individual after its final training); a trial
+    number of a final-trained candidate loads that candidate's final model. Any other trial
     number rebuilds that genome and trains it by the search's recipe, so its val accuracy is
     the one pareto.csv reports; this needs the run's dataset (``data`` for Python datasets).
     """
@@ -72,6 +75,10 @@ def load_run_model(
         )  # fmt: skip
         return RunModel(run, quantized, genome, which)
     genome = trial_genome(run, int(which))
+    trained = run.root / FINAL_DIR / f"{genome.key()}.pt"
+    if trained.is_file():  # a final-trained candidate: export it as trained
+        quantized, _ = read_trained(trained, run.base, run.graph, run.space, "")
+        return RunModel(run, quantized, genome, which)
     recipe = Recipe.of_run(run, data=data)
     try:
         quantized = recipe.search_model(genome)

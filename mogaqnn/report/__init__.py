@@ -27,6 +27,7 @@ __all__ = [
     "LayerPolicy",
     "Point",
     "ReportData",
+    "plot_final",
     "plot_hypervolume",
     "plot_pareto",
     "plot_policy",
@@ -39,6 +40,12 @@ __all__ = [
 
 def plot_pareto(data: ReportData, path: str | Path) -> Path:
     from ._plots import plot_pareto as render
+
+    return render(data, path)
+
+
+def plot_final(data: ReportData, path: str | Path) -> Path:
+    from ._plots import plot_final as render
 
     return render(data, path)
 
@@ -62,13 +69,14 @@ def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> 
 
 
 def write_report(run_dir: str | Path, *, model: nn.Module | None = None) -> Path:
-    """Write pareto.png, hypervolume.png, policy.png and report.html into ``run_dir``;
+    """Write final.png, pareto.png, hypervolume.png, policy.png and report.html into ``run_dir``;
     return the HTML page's path (``model``: the module of a run searched with a Python
     model, which the directory cannot rebuild)."""
     rd = report_data(run_dir, model=model)
     root = rd.run_dir
     images = {
-        "Pareto front": plot_pareto(rd, root / "pareto.png"),
+        "Final-trained models: test accuracy against size": plot_final(rd, root / "final.png"),
+        "Pareto front of the search": plot_pareto(rd, root / "pareto.png"),
         "Hypervolume per generation": plot_hypervolume(rd, root / "hypervolume.png"),
         "Policy of the chosen individual": plot_policy(rd, root / "policy.png"),
     }

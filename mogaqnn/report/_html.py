@@ -7,6 +7,7 @@ import html
 import json
 from pathlib import Path
 
+from ..search import claim_line, claims_lines
 from ..size import KIB_BITS
 from ._data import ReportData
 
@@ -35,6 +36,11 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def _result_row(name: str, m: dict, ratio: float) -> list[object]:
+    return [name, f"{m['val_accuracy']:.2%}", f"{m['test_accuracy']:.2%}",
+            f"{m['size_kib']:.2f}", f"{ratio:.1f}x", f"{m['epochs']:g}"]  # fmt: skip
+
+
 def _choice_notes(r: dict) -> list[str]:
     """Why this individual was chosen, and its bit operations beside the FP32 model's."""
     notes = []
@@ -52,14 +58,21 @@ def _choice_notes(r: dict) -> list[str]:
 def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> Path:
     """Write the page; ``images`` maps a caption to a PNG file, embedded in the page."""
     r = data.result
-    fp, ch = r["fp32"], r["chosen"]
+    ch = r["chosen"]
     result_rows = [
-        ["FP32 baseline", f"{fp['val_accuracy']:.2%}", f"{fp['test_accuracy']:.2%}",
-         f"{fp['size_kib']:.2f}", "1.0x", f"{fp['epochs']:g}"],
-        [f"MOGAQNN (chosen, trial {ch['trial']})", f"{ch['val_accuracy']:.2%}",
-         f"{ch['test_accuracy']:.2%}", f"{ch['size_kib']:.2f}",
-         f"{ch['compression_ratio']:.1f}x", f"{ch['epochs']:g}"],
-    ]  # fmt: skip
+        _result_row(name, r[key], 1.0)
+        for name, key in (("FP32 baseline", "fp32"), ("FP32 distilled", "fp32_distilled"))
+        if key in r
+    ]
+    result_rows += [
+        _result_row(f"uniform QAT {u['bits']}-bit", u, u["compression_ratio"])
+        for u in r.get("uniform_qat", [])
+        if "failed" not in u
+    ]
+    for c in r.get("final_candidates") or [{**ch, "chosen": True}]:
+        name = f"MOGAQNN ({'chosen, ' if c['chosen'] else ''}trial {c['trial']})"
+        result_rows.append(_result_row(name, {**c, "epochs": ch["epochs"]},
+                                       c["compression_ratio"]))  # fmt: skip
     ref_rows = [[p.label, f"{1 - p.error:.2%}", f"{p.size_bits / KIB_BITS:.2f}"]
                 for p in data.references]  # fmt: skip
     layer_rows = [[p.layer, p.weight_bits, p.act_bits, f"{p.width} → {p.new_width}",
@@ -79,6 +92,7 @@ def render_html(data: ReportData, images: dict[str, Path], path: str | Path) -> 
         _table(["model", "val acc", "test acc", "size KiB", "compression", "epochs"],
                result_rows, "result"),
         *_choice_notes(r),
+        *(f"<p>{html.escape(line)}</p>" for line in [claim_line(r), *claims_lines(r)] if line),
         "<h2>Uniform-bit references (search budget, val accuracy)</h2>",
         _table(["individual", "val acc", "size KiB"], ref_rows, "references")
         if ref_rows else f"<p>{html.escape(data.references_note)}</p>",

@@ -8,7 +8,7 @@ from typing import Any
 from ..size import KIB_BITS
 from ._data import ReportData
 
-__all__ = ["plot_hypervolume", "plot_pareto", "plot_policy"]
+__all__ = ["plot_final", "plot_hypervolume", "plot_pareto", "plot_policy"]
 
 DPI = 120
 
@@ -161,3 +161,38 @@ def _width_against_bits(ax: Any, data: ReportData) -> None:
     ax.set_xlabel("mean weight bits")
     ax.set_ylabel("mean width ratio")
     ax.set_title("width against bits (every evaluation)", fontsize=9)
+
+
+def plot_final(data: ReportData, path: str | Path) -> Path:
+    """The final-trained models on (compression, test accuracy): the candidates (the chosen
+    one marked), uniform QAT, and both FP32 baselines as lines: where the claim is read."""
+    plt = _pyplot()
+    r = data.result
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for key, style in (("fp32", "-"), ("fp32_distilled", "--")):
+        if key in r:
+            ax.axhline(100 * r[key]["test_accuracy"], color="0.3", ls=style, lw=1,
+                       label=f"{'FP32' if key == 'fp32' else 'FP32 distilled'} (1x)")  # fmt: skip
+    uniform = [u for u in r.get("uniform_qat", []) if "failed" not in u]
+    ax.scatter([u["compression_ratio"] for u in uniform],
+               [100 * u["test_accuracy"] for u in uniform], marker="s", s=40,
+               color="tab:blue", label="uniform QAT (ratio 1.0)", zorder=3)  # fmt: skip
+    for u in uniform:
+        ax.annotate(f"{u['bits']}-bit", (u["compression_ratio"], 100 * u["test_accuracy"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=8)  # fmt: skip
+    cands = sorted(r.get("final_candidates", []), key=lambda c: c["compression_ratio"])
+    ax.plot([c["compression_ratio"] for c in cands], [100 * c["test_accuracy"] for c in cands],
+            "o-", color="tab:red", lw=1, label="MOGAQNN candidates", zorder=4)  # fmt: skip
+    for c in cands:
+        if c["chosen"]:
+            ax.scatter([c["compression_ratio"]], [100 * c["test_accuracy"]], marker="*", s=220,
+                       color="gold", edgecolor="k", label=f"chosen (trial {c['trial']})",
+                       zorder=5)  # fmt: skip
+    for target in r.get("config", {}).get("claim_compressions", []):
+        ax.axvline(target, color="0.75", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("compression against FP32 (log scale; dotted: the claim's size targets)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Final-trained models: {data.title}")
+    ax.legend(fontsize=8, loc="lower left")
+    return _save(fig, Path(path))

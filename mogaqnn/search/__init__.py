@@ -3,7 +3,7 @@ the final choice and training, and what a search writes and prints."""
 
 from ._final import FINAL_DIR
 from ._reference import REFERENCE_BITS, REFERENCE_FILE
-from ._results import SearchResult, claim, claim_line, format_result_table
+from ._results import SearchResult, claim, claim_line, claims_lines, format_result_table
 from ._search import Search
 from ._select import Choice, choose
 from ._store import open_storage, read_study, truncate_journal
@@ -20,6 +20,7 @@ __all__ = [
     "choose",
     "claim",
     "claim_line",
+    "claims_lines",
     "completed",
     "format_result_table",
     "open_storage",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ __all__ = [
     "SearchResult",
     "claim",
     "claim_line",
+    "claims_by_compression",
+    "claims_lines",
     "format_result_table",
     "result_document",
     "write_pareto_csv",
@@ -132,6 +135,9 @@ def result_document(
             "last_population": sorted(t.number for t in last_population),
             "front": sorted(t.number for t in front),
         },
+        "final_candidates": [_candidate_row(c, fp32_bits) for c in final["candidates"]],
+        "uniform_qat": [_uniform_row(u, fp32_bits, cfg) for u in final["uniform_qat"]],
+        "claims": claims_by_compression(final, fp32_bits, cfg.claim_compressions),
         "final_diverged": final["diverged"],
         # search_s counts this process only; a resumed search's evaluations ran
         # across processes, and their summed duration is in the study
@@ -170,6 +176,45 @@ def _fail_reason(t) -> str:
     return "interrupted (its genome was queued again)" if t.state.name == "FAIL" else ""
 
 
+def _candidate_row(c: dict[str, Any], fp32_bits: int) -> dict[str, Any]:
+    t = c["trial"]
+    return {
+        "trial": t.number, "genome_key": c["genome_key"], "chosen": c["chosen"],
+        "search_val_accuracy": t.user_attrs["val_accuracy"], "val_accuracy": c["val_accuracy"],
+        "test_accuracy": c["test_accuracy"], "size_bits": c["size"].total_bits,
+        "size_kib": c["size"].kib, "compression_ratio": fp32_bits / c["size"].total_bits,
+        "train_seconds": c["seconds"],
+    }  # fmt: skip
+
+
+def _uniform_row(u: dict[str, Any], fp32_bits: int, cfg: SearchConfig) -> dict[str, Any]:
+    if "failed" in u:
+        return dict(u)
+    return {**u, "size_kib": u["size_bits"] / KIB_BITS,
+            "compression_ratio": fp32_bits / u["size_bits"],
+            "epochs": cfg.pretrain_epochs + cfg.final_epochs}  # fmt: skip
+
+
+def claims_by_compression(
+    final: dict[str, Any], fp32_bits: int, compressions: Sequence[float]
+) -> list[dict[str, Any]]:
+    """The claim at each size target: the final-trained candidate with the highest final val
+    accuracy (ties to the smaller) at least that many times smaller than FP32, against the
+    stronger FP32 baseline on test; ``trial`` None where no candidate is that small."""
+    out = []
+    for target in compressions:
+        at = [c for c in final["candidates"] if fp32_bits / c["size"].total_bits >= target]
+        if not at:
+            out.append({"compression": target, "trial": None})
+            continue
+        best = max(at, key=lambda c: (c["val_accuracy"], -c["size"].total_bits))
+        judged = claim({**final, "chosen": best}, fp32_bits, best["size"].total_bits)
+        out.append({"compression": target, "trial": best["trial"].number,
+                    "val_accuracy": best["val_accuracy"],
+                    "test_accuracy": best["test_accuracy"], **judged})  # fmt: skip
+    return out
+
+
 def claim(final: dict[str, Any], fp32_bits: int, size_bits: int) -> dict[str, Any]:
     """The paper's claim, smaller AND at least as accurate on test, judged against the
     stronger (higher test accuracy) of the plain and the distilled FP32 baseline."""
@@ -202,24 +247,53 @@ def claim_line(r: dict[str, Any]) -> str:
     return f"claim missed: {' and '.join(misses)} (at {ratio:.1f}x compression)"
 
 
+def _row(name: str, test: float, kib: float, ratio: float, epochs: float, val: str = "") -> str:
+    return f"{name:<26}{val:>9}{test:>10.2%}{kib:>11.2f}{ratio:>12.1f}x{epochs:>7g}"
+
+
+def claims_lines(r: dict[str, Any]) -> list[str]:
+    """One line per claim compression: the best final-trained candidate at that size."""
+    lines = []
+    for c in r.get("claims", []):
+        head = f"at >= {c['compression']:g}x:"
+        if c["trial"] is None:
+            lines.append(f"{head} no final-trained candidate is that small")
+            continue
+        ref = {"fp32": "FP32", "fp32_distilled": "distilled FP32"}[c["reference"]]
+        verdict = "met" if c["met"] else "missed"
+        lines.append(f"{head} trial {c['trial']} at {c['compression_ratio']:.1f}x, "
+                     f"{c['test_accuracy_difference'] * 100:+.2f} pp test accuracy against the "
+                     f"stronger FP32 baseline ({ref}): claim {verdict}")  # fmt: skip
+    return lines
+
+
 def format_result_table(r: dict[str, Any]) -> str:
     fp, ch = r["fp32"], r["chosen"]
     lines = [
-        f"{'model':<22}{'test acc':>10}{'size KiB':>12}{'compression':>13}{'epochs':>8}",
-        f"{'FP32 baseline':<22}{fp['test_accuracy']:>10.2%}{fp['size_kib']:>12.2f}"
-        f"{1.0:>12.1f}x{fp['epochs']:>8g}",
-    ]
+        f"{'model':<26}{'val acc':>9}{'test acc':>10}{'size KiB':>11}{'compression':>13}"
+        f"{'epochs':>7}",
+        _row("FP32 baseline", fp["test_accuracy"], fp["size_kib"], 1.0, fp["epochs"],
+             f"{fp['val_accuracy']:.2%}"),
+    ]  # fmt: skip
     fd = r.get("fp32_distilled")
     if fd is not None:
-        lines.append(f"{'FP32 distilled':<22}{fd['test_accuracy']:>10.2%}{fd['size_kib']:>12.2f}"
-                     f"{1.0:>12.1f}x{fd['epochs']:>8g}")  # fmt: skip
-    lines += [
-        f"{'MOGAQNN (chosen)':<22}{ch['test_accuracy']:>10.2%}{ch['size_kib']:>12.2f}"
-        f"{ch['compression_ratio']:>12.1f}x{ch['epochs']:>8g}",
-        claim_line(r),
-        "",
-        f"{'layer':<22}{'w bits':>8}{'a bits':>8}",
-    ]
+        lines.append(_row("FP32 distilled", fd["test_accuracy"], fd["size_kib"], 1.0,
+                          fd["epochs"], f"{fd['val_accuracy']:.2%}"))  # fmt: skip
+    for u in r.get("uniform_qat", []):
+        name = f"uniform QAT {u['bits']}-bit"
+        if "failed" in u:
+            lines.append(f"{name:<26}diverged ({u['failed']})")
+            continue
+        lines.append(_row(name, u["test_accuracy"], u["size_kib"], u["compression_ratio"],
+                          u["epochs"], f"{u['val_accuracy']:.2%}"))  # fmt: skip
+    for c in r.get("final_candidates", []):
+        name = f"MOGAQNN trial {c['trial']}" + (" (chosen)" if c["chosen"] else "")
+        lines.append(_row(name, c["test_accuracy"], c["size_kib"], c["compression_ratio"],
+                          ch["epochs"], f"{c['val_accuracy']:.2%}"))  # fmt: skip
+    if not r.get("final_candidates"):  # a result.json written before candidates existed
+        lines.append(_row("MOGAQNN (chosen)", ch["test_accuracy"], ch["size_kib"],
+                          ch["compression_ratio"], ch["epochs"]))  # fmt: skip
+    lines += [claim_line(r), *claims_lines(r), "", f"{'layer':<22}{'w bits':>8}{'a bits':>8}"]
     for layer in ch["layers"]:
         lines.append(f"{layer['layer']:<22}{layer['weight_bits']:>8}{layer['act_bits']:>8}")
     if ch["groups"]:
@@ -231,13 +305,18 @@ def format_result_table(r: dict[str, Any]) -> str:
     s = r["search"]
     for d in r.get("final_diverged", []):
         lines += ["", f"final training of trial {d['trial']} diverged ({d['reason']}); "
-                  f"trial {ch['trial']}, the next of the front, was trained instead"]  # fmt: skip
+                  "the next individual of the front was trained in its place"]  # fmt: skip
+    t = r["timing"]
     lines += [
         "",
         f"search: {s['evaluations']} evaluations ({s['trained']} trained, "
         f"{s['cache_hits']} cache hits, {s['failed']} failed), seed {r['seed']}, "
-        f"{r['timing']['total_s']:.0f} s",
+        f"{t['total_s']:.0f} s",
     ]
+    if "final_s" in t and r.get("final_candidates"):
+        lines.append(f"final stage: {len(r['final_candidates'])} candidate(s), 2 FP32 baselines "
+                     f"and {len(r.get('uniform_qat', []))} uniform QAT model(s) trained in "
+                     f"{t['final_s']:.0f} s")  # fmt: skip
     if ch.get("bops") is not None and fp.get("bops"):
         lines.append(f"bit operations per sample: chosen {ch['bops']:.4g}, FP32 {fp['bops']:.4g} "
                      f"({fp['bops'] / ch['bops']:.1f}x fewer)")  # fmt: skip

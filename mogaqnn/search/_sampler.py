@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ __all__ = [
     "GenerationalRandomSampler",
     "make_sampler",
     "seed_first_generation",
+    "target_seeds",
     "uniform_seeds",
 ]
 
@@ -131,11 +133,46 @@ def uniform_seeds(space: SearchSpace, population: int) -> list[tuple[str, Genome
     return [(f"uniform {b}-bit", space.uniform(b, act, ratio)) for b in bits]
 
 
-def seed_first_generation(study: optuna.Study, space: SearchSpace, population: int) -> int:
-    """Queue the uniform individuals into a study that has no trial yet; return how many."""
+TARGET_WEIGHT_BITS = (4, 3, 2)  # the bits-for-width seeds' weight bits, first kept first
+
+
+def target_seeds(
+    space: SearchSpace, size_bits: Callable[[Genome], int], limit_bits: float, room: int
+) -> list[tuple[str, Genome]]:
+    """Bits for width: uniform b-bit weights (8-bit activations, or the largest allowed) at
+    the ratio whose size is the nearest under the size target, for b in 4, 3, 2 as allowed;
+    what models trained at their width show beating FP32 (fewer bits, more channels). At
+    most ``room`` of them, and none that no allowed ratio fits."""
+    act = 8 if 8 in space.act_bit_choices else max(space.act_bit_choices)
+    seeds: list[tuple[str, Genome]] = []
+    for bits in (b for b in TARGET_WEIGHT_BITS if b in space.weight_bit_choices):
+        if len(seeds) == room:
+            break
+        genomes = [space.uniform(bits, act, r) for r in space.ratio_choices]
+        fits = [(size, g) for g in genomes if (size := size_bits(g)) <= limit_bits]
+        if fits:
+            genome = max(fits, key=lambda f: f[0])[1]
+            seeds.append((f"uniform {bits}-bit at ratio {genome.ratios[0]:g} (size target)",
+                          genome))  # fmt: skip
+    return seeds
+
+
+def seed_first_generation(
+    study: optuna.Study,
+    space: SearchSpace,
+    population: int,
+    size_bits: Callable[[Genome], int] | None = None,
+    limit_bits: float | None = None,
+) -> list[str]:
+    """Queue the uniform individuals, and with a size target the bits-for-width ones, into a
+    study that has no trial yet (at most half the population in all); return their labels."""
     if study.get_trials(deepcopy=False):
-        return 0
+        return []
     seeds = uniform_seeds(space, population)
+    if size_bits is not None and limit_bits is not None:
+        taken = {g for _, g in seeds}
+        extra = target_seeds(space, size_bits, limit_bits, max(population // 2 - len(seeds), 0))
+        seeds += [(label, g) for label, g in extra if g not in taken]
     for label, genome in seeds:
         study.enqueue_trial(space.encode(genome), user_attrs={SEEDED: label})
-    return len(seeds)
+    return [label for label, _ in seeds]

@@ -23,7 +23,7 @@ from ..data import DatasetSplits
 from ..errors import RunDirError
 from ..expand import ModelGraph
 from ..fitness import SUPERNET, Evaluator, bops_counter, make_evaluator
-from ..genome import SearchSpace
+from ..genome import Genome, SearchSpace, build_individual
 from ..models import resolve_model
 from ..recipe import Recipe, pretrain_float
 from ..run import (
@@ -39,7 +39,7 @@ from ..run import (
     resolve_device,
     search_space,
 )
-from ..size import bit_operations, layer_macs
+from ..size import KIB_BITS, bit_operations, fp32_size_bits, layer_macs, model_size
 from ..train import evaluate_accuracy
 from ._claims import open_claims
 from ._console import Printer, SearchProgress
@@ -49,7 +49,7 @@ from ._objective import Objective
 from ._reference import fp32_reference_accuracy, uniform_reference_points
 from ._results import SearchResult, result_document, write_pareto_csv
 from ._sampler import make_sampler, seed_first_generation
-from ._select import choose
+from ._select import choose, final_candidates, size_limit_kib
 from ._store import bind_run, open_storage, open_study
 from ._threads import describe_threads, process_threads, torch_threads
 from ._trials import completed
@@ -69,6 +69,13 @@ class _Setup:
     device: torch.device
     pretrain_s: float
     supernet_s: float
+    fp32_bits: int  # the FP32 model's size, what compressions are measured against
+    size_limit_kib: float | None  # the size target: max_size_kib and min_compression
+
+    def genome_size_bits(self, genome: Genome) -> int:
+        """The size of ``genome``'s network (built, not trained)."""
+        model = build_individual(self.base, self.graph, self.space, genome)
+        return model_size(model, self.graph.bn_fold).total_bits
 
 
 class Search:
@@ -146,23 +153,29 @@ class Search:
         fp32_reference = None
         if cfg.select == "match-fp32":
             fp32_reference = fp32_reference_accuracy(study, setup.evaluator)
-        choice = choose(
-            last_population, completed(study), cfg.select, cfg.max_size_kib, fp32_reference
-        )
+        limit = setup.size_limit_kib
+        choice = choose(last_population, completed(study), cfg.select, limit, fp32_reference)
+        candidates = final_candidates(choice, cfg.final_candidates, setup.fp32_bits,
+                                      cfg.claim_compressions)  # fmt: skip
+
+        def next_of_front(tried: list) -> Any:
+            rest = [t for t in choice.front if t not in tried]
+            return choose(rest, rest, cfg.select, limit, fp32_reference).trial if rest else None
+
         self.log(
-            f"chosen: trial {choice.trial.number}, val accuracy "
-            f"{choice.trial.user_attrs['val_accuracy']:.2%}, "
-            f"{choice.trial.user_attrs['size_kib']:.2f} KiB ({cfg.select} rule: {choice.reason}); "
-            f"final training of {cfg.final_epochs:g} epochs and the FP32 baseline"
+            f"final training of {len(candidates)} candidate(s) of the front (trials "
+            f"{', '.join(str(t.number) for t in candidates)}; the search's choice: trial "
+            f"{choice.trial.number}, {cfg.select} rule: {choice.reason}), the FP32 baselines "
+            f"and {len(cfg.uniform_qat_bits)} uniform QAT model(s)"
         )
-        final = train_final_models(
-            setup.recipe, choice.trial, choice.front,
-            lambda rest: choose(rest, rest, cfg.select, cfg.max_size_kib, fp32_reference).trial,
-            self.run_dir.root, self.run_dir.final_checkpoint, self.log,
-        )  # fmt: skip
-        chosen = final["chosen"]["trial"]  # the next of the front when the first diverged
+        final = train_final_models(setup.recipe, candidates, next_of_front, cfg.select,
+                                   self.run_dir.root, self.run_dir.final_checkpoint,
+                                   self.log)  # fmt: skip
+        chosen = final["chosen"]["trial"]
         genome = setup.space.decode(chosen.params)
         final_s = time.perf_counter() - t0
+        self.log(f"final stage: {final_s:.0f} s; chosen: trial {chosen.number} "
+                 f"({final['final_reason']})")  # fmt: skip
 
         timing = {"pretrain_s": setup.pretrain_s, "supernet_s": setup.supernet_s,
                   "search_s": search_s, "final_s": final_s,
@@ -175,8 +188,9 @@ class Search:
         result["chosen"]["bops"] = chosen.user_attrs.get("bops")
         result["fp32"]["bops"] = bit_operations(base, layer_macs(base, setup.data.val.x[:1].to(
             next(base.parameters()).device)))  # fmt: skip
-        result["selection"] = {"rule": cfg.select, "applied": choice.rule,
-                               "reason": choice.reason,
+        result["selection"] = {"rule": cfg.select, "reason": final["final_reason"],
+                               "search_rule": choice.rule, "search_reason": choice.reason,
+                               "size_limit_kib": limit,
                                "fp32_search_val_accuracy": fp32_reference}  # fmt: skip
         write_pareto_csv(self.run_dir.pareto_csv, study, setup.space, last_population,
                          choice.front, chosen)  # fmt: skip
@@ -233,7 +247,10 @@ class Search:
         supernet_s = time.perf_counter() - t0
         recipe = Recipe(cfg, base, graph, space, data, device, root=self.run_dir.root,
                         evaluator=evaluator, note=self.log)  # fmt: skip
-        return _Setup(data, base, graph, space, evaluator, recipe, device, pretrain_s, supernet_s)
+        fp32_bits = fp32_size_bits(base, graph.bn_fold)
+        limit = size_limit_kib(cfg.max_size_kib, cfg.min_compression, fp32_bits)
+        return _Setup(data, base, graph, space, evaluator, recipe, device, pretrain_s, supernet_s,
+                      fp32_bits, limit)  # fmt: skip
 
     def _base_model(
         self, model: nn.Module, data: DatasetSplits, device: torch.device, *, pretrain: bool
@@ -279,8 +296,14 @@ class Search:
             cfg,
             checkpoint_hashes(self.run_dir.root, (self.run_dir.base_checkpoint.name, SUPERNET)),
         )
-        if cfg.seed_population and (n := seed_first_generation(study, setup.space, cfg.population)):
-            self.log(f"first generation: {n} uniform individuals at ratio 1.0, the rest random")
+        if cfg.seed_population:
+            limit = setup.size_limit_kib
+            seeds = seed_first_generation(
+                study, setup.space, cfg.population, setup.genome_size_bits,
+                None if limit is None else limit * KIB_BITS,
+            )  # fmt: skip
+            if seeds:
+                self.log(f"first generation: {'; '.join(seeds)}; the rest random")
         # With the journal, every worker is a child of this process: what is RUNNING now was
         # interrupted. A database may have live remote workers: heartbeats find their dead.
         rerun = rerun_interrupted(study, every_running=url.startswith("journal:"))
@@ -298,7 +321,7 @@ class Search:
             if cfg.workers == 1:
                 claims = open_claims(url, cfg.study, self.run_dir.claims)
                 objective = Objective(
-                    setup.space, setup.evaluator, claims, cfg.max_size_kib,
+                    setup.space, setup.evaluator, claims, setup.size_limit_kib,
                     bops=bops_counter(setup.evaluator), objectives=cfg.objectives,
                 )  # fmt: skip
                 evaluate_until_done(

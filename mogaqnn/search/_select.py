@@ -1,4 +1,11 @@
-"""The final choice: the last population's rank-0 front, then the configured rule.
+"""The final choice: the last population's rank-0 front under the size target, the
+candidates that the final recipe trains, and the configured rule among them.
+
+The rule first picks from the search's val accuracies (``choose``: the front, and the
+individual the rule prefers); ``final_candidates`` adds the best of the front at each claim
+compression and then individuals spread over the front's sizes, up to k; after their final
+training the rule chooses again among them, by their final val accuracy
+(``choose_trained``).
 
 ``match-fp32`` (the default) aims at the paper's claim with validation data only: the
 smallest individual of the front whose val accuracy reaches the FP32 base fine-tuned by the
@@ -16,6 +23,7 @@ final val minus the stronger FP32's, margin 0 / 1 / 2 standard errors / accuracy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +33,7 @@ from ..errors import MogaqnnError
 from ..size import KIB_BITS
 from ._trials import pareto_front
 
-__all__ = ["Choice", "choose"]
+__all__ = ["Choice", "Trained", "choose", "choose_trained", "final_candidates", "size_limit_kib"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,9 @@ def choose(
     if not pool:
         smallest = min(t.values[1] for t in all_completed) / KIB_BITS if all_completed else 0
         raise MogaqnnError(
-            f"no evaluated individual meets max_size_kib = {max_size_kib}; the smallest has "
-            f"{smallest:.2f} KiB: raise the limit or allow fewer bits"
+            f"no evaluated individual meets the size target of {max_size_kib:.2f} KiB "
+            f"(max_size_kib, min_compression); the smallest has {smallest:.2f} KiB: relax the "
+            "target or allow fewer bits"
         )
     front = pareto_front(pool)
     if rule == "smallest":
@@ -93,3 +102,76 @@ def choose(
                       f"{fp32_accuracy:.2%}, so the most accurate")  # fmt: skip
     return Choice(_most_accurate(front), front, "accuracy",
                   "the most accurate individual of the front (ties to the smaller)")  # fmt: skip
+
+
+def size_limit_kib(
+    max_size_kib: float | None, min_compression: float | None, fp32_bits: int
+) -> float | None:
+    """The size target in KiB: the tighter of ``max_size_kib`` and the size ``min_compression``
+    times smaller than FP32 (None: no target)."""
+    limits = [] if max_size_kib is None else [max_size_kib]
+    if min_compression is not None:
+        limits.append(fp32_bits / min_compression / KIB_BITS)
+    return min(limits) if limits else None
+
+
+def final_candidates(
+    choice: Choice, k: int, fp32_bits: int, claim_compressions: Sequence[float]
+) -> list[FrozenTrial]:
+    """Up to ``k`` individuals of ``choice.front`` for the final recipe: the rule's choice,
+    the most accurate (by search val) at least each claim compression smaller than FP32,
+    then the individual farthest in log size from those picked, until k are picked, so
+    they spread over the front instead of being k near-twins."""
+    front = sorted(choice.front, key=lambda t: (t.values[1], t.values[0], t.number))
+    picked = [choice.trial]
+    for target in sorted(claim_compressions):
+        at = [t for t in front if fp32_bits / t.values[1] >= target]
+        if at and (best := _most_accurate(at)) not in picked:
+            picked.append(best)
+    while len(picked) < min(k, len(front)):
+        rest = [t for t in front if t not in picked]
+        picked.append(max(rest, key=lambda t: min(
+            abs(math.log(t.values[1] / p.values[1])) for p in picked)))  # fmt: skip
+    return picked[:k]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A candidate after its final training: its trial, final val accuracy and size."""
+
+    trial: FrozenTrial
+    val_accuracy: float
+    size_bits: int
+
+
+def choose_trained(
+    trained: Sequence[Trained], rule: str, fp32_val_accuracy: float
+) -> tuple[Trained, str]:
+    """The rule among final-trained candidates, by their final val accuracy: ``accuracy``
+    the most accurate (ties to the smaller), ``smallest`` the smallest, ``match-fp32`` the
+    smallest whose val accuracy reaches the stronger FP32 baseline's, else the most
+    accurate. Returns the choice and one sentence saying why."""
+
+    def most_accurate(ts: Sequence[Trained]) -> Trained:
+        return min(ts, key=lambda t: (-t.val_accuracy, t.size_bits, t.trial.number))
+
+    def smallest(ts: Sequence[Trained]) -> Trained:
+        return min(ts, key=lambda t: (t.size_bits, -t.val_accuracy, t.trial.number))
+
+    n = len(trained)
+    if rule == "smallest":
+        return smallest(trained), f"the smallest of the {n} final-trained candidate(s)"
+    if rule == "match-fp32":
+        matching = [t for t in trained if t.val_accuracy >= fp32_val_accuracy]
+        if matching:
+            return smallest(matching), (
+                f"the smallest of the {len(matching)} of {n} final-trained candidate(s) whose "
+                f"val accuracy reaches the stronger FP32 baseline's {fp32_val_accuracy:.2%}"
+            )
+        return most_accurate(trained), (
+            f"none of the {n} final-trained candidate(s) reaches the stronger FP32 baseline's "
+            f"val accuracy {fp32_val_accuracy:.2%}, so the most accurate"
+        )
+    return most_accurate(trained), (
+        f"the most accurate of the {n} final-trained candidate(s) by final val accuracy"
+    )

@@ -25,10 +25,12 @@ from ..config import SearchConfig
 from ..errors import ConfigError, MogaqnnError, RunDirError
 from ..fitness import bops_counter, make_evaluator
 from ..run import RunDir, load_run, load_run_data, resolve_device
+from ..size import fp32_size_bits
 from ._claims import open_claims
 from ._loop import evaluate_until_done
 from ._objective import Objective
 from ._sampler import make_sampler
+from ._select import size_limit_kib
 from ._store import load_run_study, open_study
 from ._threads import process_threads
 
@@ -123,7 +125,9 @@ def evaluate_as_worker(spec: WorkerSpec, keep_going: Callable[[], bool] = lambda
     )
     study = open_study(config, spec.storage_url, make_sampler(config, seed=spec.seed))
     claims = open_claims(spec.storage_url, config.study, run_dir.claims)
-    objective = Objective(run.space, evaluator, claims, config.max_size_kib,
+    limit = size_limit_kib(config.max_size_kib, config.min_compression,
+                           fp32_size_bits(run.base, run.graph.bn_fold))  # fmt: skip
+    objective = Objective(run.space, evaluator, claims, limit,
                           bops=bops_counter(evaluator), objectives=config.objectives)  # fmt: skip
     evaluate_until_done(study, objective, config, keep_going=keep_going)
 
