@@ -272,16 +272,26 @@ def test_masks_zero_the_columns_that_a_slice_drops():
     assert columns[5 * 16 :].eq(0).all()
 
 
-def test_a_width_that_splits_a_block_is_refused():
-    model = RandomCNN(["resnext"], [4], ["relu"], "gap")
+def test_a_width_that_splits_a_block_counts_whole_blocks_as_widened_width_rounds():
+    # The supernet trainer's width choices are widened_width(w, r) without blocks; sliced,
+    # each is the genome's width widened_width(w, r, blocks).
+    model = RandomCNN(["resnext"], [6], ["relu"], "gap")
     x = torch.randn(2, 1, 8, 8)
     graph = analyze_model(model, x)
-    blocked = [i for i, g in enumerate(graph.groups) if g.blocks == 2]
-    assert blocked
-    widths = [g.width for g in graph.groups]
-    widths[blocked[0]] -= 1
-    with pytest.raises(ModelError, match="in 2 block"):
-        slice_model(model, graph, widths)
+    i = [g.name for g in graph.groups].index("features.1.body.0")
+    assert graph.groups[i].blocks == 2
+    wide_graph = scaled_graph(graph, [2.0] * len(graph.groups))
+    wide = widen_model(model, graph, [2.0] * len(graph.groups))
+    for r in (1.0, 1.25, 1.5, 1.75, 2.0):
+        ratios = [r] * len(graph.groups)
+        sliced = slice_model(wide, wide_graph, [widened_width(g.width, r) for g in graph.groups])
+        assert (
+            sliced.get_submodule(graph.groups[i].name).out_channels
+            == group_widths(graph, ratios)[i]
+        )
+    assert widened_width(12, 1.25) == 15 and group_widths(graph, [1.25] * 3)[i] == 16
+    with pytest.raises(ModelError, match="has 24 channels; cannot keep 26"):
+        slice_model(wide, wide_graph, [8, 26, 24])
 
 
 def test_described_widths_are_the_widths_widening_builds():

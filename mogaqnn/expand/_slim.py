@@ -114,10 +114,11 @@ def _cuts(graph: ModelGraph, widths: Sequence[int]) -> dict[str, _Cut]:
     _check(graph, widths)
     kept: list[torch.Tensor | None] = []
     for g, k in zip(graph.groups, widths):
-        if not 1 <= k <= g.width or k % g.blocks:
-            raise ModelError(
-                f"group {g.name} has {g.width} channels in {g.blocks} block(s); cannot keep {k}"
-            )
+        # A width that splits a block is the nearest whole number of blocks, as
+        # widened_width rounds it: widened_width(w, r) so rounded is widened_width(w, r, blocks).
+        k = max(g.blocks, g.blocks * int(round(k / g.blocks)))
+        if not 1 <= k <= g.width:
+            raise ModelError(f"group {g.name} has {g.width} channels; cannot keep {k}")
         kept.append(_kept(g.width, g.blocks, k))
     cuts: dict[str, _Cut] = {}
     consumers: dict[str, Consumer] = {}
@@ -150,10 +151,10 @@ def _block_local(cols: torch.Tensor, consumer: Consumer) -> torch.Tensor:
 
 @torch.no_grad()
 def slice_model(wide: nn.Module, wide_graph: ModelGraph, widths: Sequence[int]) -> nn.Module:
-    """A copy of ``wide`` that keeps the first ``widths[i]`` channels of group ``i`` (per
-    block, for groups read by grouped convs): producers' output channels, BatchNorm and
-    depthwise channels (segment by segment over a concatenation), and consumers' input
-    channels (every spatial position of a flattened channel)."""
+    """A copy of ``wide`` that keeps the first ``widths[i]`` channels of group ``i`` (in
+    whole blocks, the first of each, for groups that grouped convs read): producers' output
+    channels, BatchNorm and depthwise channels (segment by segment over a concatenation),
+    and consumers' input channels (every spatial position of a flattened channel)."""
     model = copy.deepcopy(wide)
     for name, cut in _cuts(wide_graph, widths).items():
         mod = model.get_submodule(name)
