@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -192,21 +194,23 @@ def channel_masks(
             p = getattr(mod, pname, None)
             if not isinstance(p, torch.Tensor):
                 continue
-            mask = torch.ones((1,) * p.dim(), device=p.device)
-            if cut.rows is not None:
-                mask = mask * _keep(p, 0, cut.rows)
-            if cut.cols is not None and pname == "weight" and not cut.per_channel:
-                mask = mask * _keep(p, 1, cut.cols)
-            masks[f"{name}.{pname}" if name else pname] = mask
+            kept = [(0, cut.rows)]  # a bias or a per-channel weight has rows only
+            if pname == "weight" and not cut.per_channel:
+                kept.append((1, cut.cols))
+            factors = [_keep(p, dim, index) for dim, index in kept if index is not None]
+            if factors:  # rows x columns: broadcasts to the weight
+                masks[f"{name}.{pname}" if name else pname] = functools.reduce(
+                    operator.mul, factors
+                )
     return masks
 
 
 def _keep(p: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
-    """A 0/1 mask of ``p``'s shape along ``dim`` and 1 elsewhere, with ones at ``index``."""
+    """A 0/1 mask of ``p``'s dtype, of size 1 except along ``dim``, with ones at ``index``."""
     shape = [1] * p.dim()
     shape[dim] = p.shape[dim]
-    mask = torch.zeros(p.shape[dim], device=p.device)
-    mask[index.to(p.device)] = 1.0
+    mask = torch.zeros(p.shape[dim], dtype=p.dtype, device=p.device)
+    mask[index.to(p.device)] = 1
     return mask.view(shape)
 
 
