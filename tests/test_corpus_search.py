@@ -18,7 +18,7 @@ import mogaqnn
 from mogaqnn.corpus import CORPUS
 from mogaqnn.data import DatasetSplits, LabelledImages, load_dataset, stratified_subset
 from mogaqnn.models._factory import resolve_model
-from mogaqnn.run import load_weights, read_checkpoint
+from mogaqnn.run import atomic_torch_save, checkpoint_state, load_weights, read_checkpoint
 
 TINY = dict(
     population=4, generations=1, pretrain_epochs=0.02, search_epochs=0.02, final_epochs=0.02,
@@ -114,3 +114,27 @@ def test_a_grouped_cnn_with_concatenated_branches_searches(datasets, tmp_path):
     described = json.loads((tmp_path / "run" / "result.json").read_text())["chosen"]["groups"]
     blocks = {"a": 4, "b": 2, "mix": 4}  # widths grow in whole blocks of the grouped convs
     assert all(g["new_width"] % blocks.get(g["group"], 1) == 0 for g in described)
+
+
+def test_checkpoints_keep_what_a_models_loader_checks(tmp_path):
+    # torchvision's MNASNet refuses a state dict without its version (_metadata).
+    make = lambda: resolve_model(  # noqa: E731
+        "torchvision:mnasnet0_5", in_channels=1, num_classes=10, image_size=28
+    )
+    model, path = make(), tmp_path / "m.pt"
+    atomic_torch_save({"state_dict": checkpoint_state(model)}, path)
+    ckpt = read_checkpoint(path, "")
+    assert ckpt["state_dict"]._metadata[""]["version"] == 2
+    load_weights(make(), ckpt, path, "the model")
+    plain = {k: v.cpu() for k, v in model.state_dict().items()}  # an older checkpoint
+    with pytest.raises(ValueError, match="version"):
+        make().load_state_dict(plain)
+    load_weights(make(), {"state_dict": plain}, path, "the model")
+
+
+def test_a_model_that_fails_on_the_input_shape_stops_with_one_sentence():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(mogaqnn.ModelError) as caught:
+        resolve_model(model, in_channels=1, num_classes=10, image_size=28)
+    assert str(caught.value).startswith("Sequential fails on an input of shape (1, 28, 28): ")
+    assert "\n" not in str(caught.value)
