@@ -51,6 +51,9 @@ class SearchSpace:
     weight_bit_choices: tuple[int, ...]
     act_bit_choices: tuple[int, ...]
     ratio_choices: tuple[float, ...]
+    # Per group, the blocks its grouped convolutions read it in (ExpansionGroup.blocks):
+    # widths grow in whole blocks. Empty: one block each.
+    group_blocks: tuple[int, ...] = ()
 
     def parameters(self) -> dict[str, tuple[Any, ...]]:
         """Parameter name -> choices, in a fixed order."""
@@ -89,15 +92,17 @@ class SearchSpace:
         return {n: (w, a) for n, w, a in zip(self.layers, genome.weight_bits, genome.act_bits)}
 
     def describe(self, genome: Genome) -> dict[str, Any]:
-        """Per-layer bits and per-group widths, for result.json and the report."""
+        """Per-layer bits and per-group widths (those ``widen_model`` builds), for
+        result.json and the report."""
+        blocks = self.group_blocks or (1,) * len(self.groups)
         return {
             "layers": [
                 {"layer": n, "weight_bits": w, "act_bits": a}
                 for n, w, a in zip(self.layers, genome.weight_bits, genome.act_bits)
             ],
             "groups": [
-                {"group": g, "ratio": r, "width": width, "new_width": widened_width(width, r)}
-                for g, width, r in zip(self.groups, self.group_widths, genome.ratios)
+                {"group": g, "ratio": r, "width": width, "new_width": widened_width(width, r, b)}
+                for g, width, b, r in zip(self.groups, self.group_widths, blocks, genome.ratios)
             ],
         }
 

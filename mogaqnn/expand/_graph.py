@@ -7,7 +7,8 @@ Layers that create channels (Conv2d, Linear) start a group; BatchNorm, depthwise
 and per-element ops pass the layout through; residual adds merge groups; concatenation
 joins segment lists and a split along channels cuts them at segment boundaries.
 
-The invariant: a node that reads a tracked layout either maps its channels exactly or
+The invariant: a node that reads a tracked layout either maps its channels exactly (so
+that widening a group by copies and slicing it to its first channels both follow) or
 *fixes* every group it reads, with a reason that names the node. A group that reaches the
 model input or output, or meets something this analysis does not understand, keeps its
 width; no layout is ever dropped silently.
@@ -136,8 +137,6 @@ _MERGE_METHODS = {"add", "add_", "mul", "mul_", "sub", "sub_", "div", "div_"}
 _RESHAPE_METHODS = {"flatten", "view", "reshape", "squeeze", "unsqueeze"}
 _METADATA = {"size", "dim", "shape", "ndim", "dtype", "device", "numel"}  # read no values
 _POOLING_REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min"}
-# Reductions whose value is the same over a channel and its copies.
-_COPY_INVARIANT_REDUCTIONS = {"amax", "amin", "max", "min"}
 
 
 class _Groups:
@@ -588,9 +587,9 @@ class _Analysis:
             return self._unsupported(node, "reduces over the batch dimension")
         if 1 not in dims:
             return lin
-        if what in _COPY_INVARIANT_REDUCTIONS:  # a channel's copies do not change a max
-            return self._fresh(node, f"{_describe(node)} reduces over channels")
-        return self._unsupported(node, f"reduces over channels ({what}): copies would count")
+        # A channel's copies do not change a max, but a supernet's slice (expand/_slim.py)
+        # would see fewer channels than the wide network it is trained in.
+        return self._unsupported(node, f"reduces over channels ({what})")
 
     # -- elementwise -------------------------------------------------------------
     def _merge(self, node: torch.fx.Node, operands: list[object]) -> Layout | None:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "TrainingProgress",
     "atomic_torch_save",
     "atomic_write_text",
+    "checkpoint_state",
     "flocked",
     "load_weights",
     "read_checkpoint",
@@ -93,10 +95,26 @@ def read_checkpoint(path: Path, missing_hint: str) -> dict[str, Any]:
         ) from exc
 
 
+def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` on the CPU, for a checkpoint's ``"state_dict"``: with the
+    state dict's ``_metadata`` (the module versions that some models' own loaders check,
+    torchvision's MNASNet among them), which a plain dict comprehension drops."""
+    state = model.state_dict()
+    out = OrderedDict((k, v.detach().cpu()) for k, v in state.items())
+    out._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    return out
+
+
 def load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, what: str) -> None:
-    """Load ``ckpt["state_dict"]`` into ``model``, or one RunDirError naming the file."""
+    """Load ``ckpt["state_dict"]`` into ``model``, or one RunDirError naming the file.
+    A state dict saved without its ``_metadata`` (not by ``checkpoint_state``) gets the
+    model's own: it was saved from this architecture by this code."""
+    state = ckpt["state_dict"] if isinstance(ckpt, dict) else None
+    if isinstance(state, dict) and getattr(state, "_metadata", None) is None:
+        state = OrderedDict(state)
+        state._metadata = getattr(model.state_dict(), "_metadata", None)  # type: ignore[attr-defined]
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except Exception as exc:  # missing/unexpected keys, shape mismatches, a bad layout
         raise RunDirError(f"{path} does not fit {what} ({type(exc).__name__})") from exc
 

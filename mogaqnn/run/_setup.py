@@ -163,6 +163,7 @@ def search_space(cfg: SearchConfig, base: nn.Module, graph: ModelGraph) -> Searc
         weight_bit_choices=cfg.weight_bits,
         act_bit_choices=cfg.act_bits,
         ratio_choices=cfg.expansion_ratios,
+        group_blocks=tuple(g.blocks for g in graph.groups),
     )
     if not space.layers:
         raise ModelError("the model has no Conv2d or Linear layer to quantize")
