@@ -46,7 +46,7 @@ from .run import (
     resolve_device,
     train_settings,
 )
-from .train import Teacher, TrainSettings, evaluate_accuracy, train_model
+from .train import Teacher, TrainSettings, checkpoint_state, evaluate_accuracy, train_model
 
 __all__ = [
     "BASELINE_DISTILL_WEIGHT",
@@ -197,7 +197,7 @@ class Recipe:
         pretrain_float(cfg, model, self.data, self.device, progress)
         self.note(f"float model at its width: val accuracy {self.accuracy(model):.2%}")
         if path is not None and progress is not None:
-            atomic_torch_save({"state_dict": _cpu_state(model), "genome_key": genome.key(),
+            atomic_torch_save({"state_dict": checkpoint_state(model), "genome_key": genome.key(),
                                "epochs": cfg.pretrain_epochs}, path)  # fmt: skip
             progress.discard()
         return model
@@ -253,13 +253,13 @@ class Recipe:
             train_model(model, self.data.train, self.final_settings(weight), seed=self.config.seed,
                         device=self.device, teacher=self.teacher, progress=progress)  # fmt: skip
         if path is not None and progress is not None:
-            atomic_torch_save({"state_dict": _cpu_state(model)}, path)
+            atomic_torch_save({"state_dict": checkpoint_state(model)}, path)
             progress.discard()
         return model
 
     def save(self, model: nn.Module, genome: Genome, path: Path) -> None:
         """A trained quantized model with its genome (what ``read`` and the export read)."""
-        atomic_torch_save({"state_dict": _cpu_state(model), "genome": genome_dict(genome),
+        atomic_torch_save({"state_dict": checkpoint_state(model), "genome": genome_dict(genome),
                            "model": self.config.model}, path)  # fmt: skip
 
     def read(self, path: Path, missing_hint: str = "") -> tuple[nn.Module, Genome]:
@@ -269,7 +269,3 @@ class Recipe:
         """Accuracy on the whole ``val`` or ``test`` split (the test split: once per final
         model, at the end)."""
         return evaluate_accuracy(model, getattr(self.data, split), device=self.device)
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.cpu() for k, v in model.state_dict().items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from .data import Augmentation, LabelledImages, iterate_batches
 
 __all__ = [
     "EpochCheckpoints",
+    "checkpoint_state",
     "LossFn",
     "Progress",
     "Teacher",
@@ -129,6 +131,16 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=s.lr)
 
 
+def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` on the CPU, for a checkpoint's ``"state_dict"``: with the
+    state dict's ``_metadata`` (the module versions that some models' own loaders check,
+    torchvision's MNASNet among them), which a plain dict comprehension drops."""
+    state = model.state_dict()
+    out = OrderedDict((k, v.detach().cpu()) for k, v in state.items())
+    out._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    return out
+
+
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 """A training step's loss: ``loss(model, x, y, teacher_logits)`` (None without a teacher)."""
 
@@ -184,7 +196,7 @@ class EpochCheckpoints:
             return
         self.progress.save({
             "step": step, "total_steps": self.total_steps, "loss": loss,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model": checkpoint_state(self.model),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "batch_order": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": (torch.cuda.get_rng_state(self.device)

@@ -55,11 +55,10 @@ from ..expand import (
     group_widths,
     scaled_graph,
     slice_model,
-    widened_width,
 )
 from ..genome import Genome
 from ..run import TrainingProgress, atomic_torch_save, load_weights, read_checkpoint
-from ..train import TrainSettings, reestimate_batchnorm, train_model
+from ..train import TrainSettings, checkpoint_state, reestimate_batchnorm, train_model
 from ._supernet import train_supernet
 
 __all__ = ["SUPERNET", "ScratchStart", "SupernetStart", "fitness_start"]
@@ -140,8 +139,9 @@ def fitness_start(
     else:
         note(f"training the supernet (widest ratio {widest[0]:g}) for "
              f"{cfg.pretrain_epochs:g} epochs with sampled widths")  # fmt: skip
-        per_group = [sorted({widened_width(g.width, r) for r in cfg.expansion_ratios})
-                     for g in graph.groups]  # fmt: skip
+        # each group's widths as the widening builds them (whole blocks)
+        at_ratio = [group_widths(graph, [r] * len(graph.groups)) for r in cfg.expansion_ratios]
+        per_group = [sorted(set(ws)) for ws in zip(*at_ratio)]
         progress = TrainingProgress(path, f"supernet at ratio {widest[0]:g}", note)
         train_supernet(
             supernet,
@@ -154,7 +154,7 @@ def fitness_start(
             progress=progress,
         )
         atomic_torch_save(
-            {"state_dict": {k: v.cpu() for k, v in supernet.state_dict().items()},
+            {"state_dict": checkpoint_state(supernet),
              "ratio": widest[0], "epochs": cfg.pretrain_epochs},
             path,
         )  # fmt: skip

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..config import SearchConfig
 from ..errors import RunDirError
+from ..train import checkpoint_state
 
 __all__ = [
     "RunDir",
@@ -93,16 +94,6 @@ def read_checkpoint(path: Path, missing_hint: str) -> dict[str, Any]:
             f"{path} is corrupt or unreadable ({type(exc).__name__}); delete it or use "
             "another run directory"
         ) from exc
-
-
-def checkpoint_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` on the CPU, for a checkpoint's ``"state_dict"``: with the
-    state dict's ``_metadata`` (the module versions that some models' own loaders check,
-    torchvision's MNASNet among them), which a plain dict comprehension drops."""
-    state = model.state_dict()
-    out = OrderedDict((k, v.detach().cpu()) for k, v in state.items())
-    out._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
-    return out
 
 
 def load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, what: str) -> None:

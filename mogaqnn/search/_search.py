@@ -24,7 +24,7 @@ from ..errors import RunDirError
 from ..expand import ModelGraph
 from ..fitness import SUPERNET, Evaluator, bops_counter, make_evaluator
 from ..genome import Genome, SearchSpace, build_individual
-from ..models import resolve_model
+from ..models import check_input, resolve_model
 from ..recipe import Recipe, pretrain_float
 from ..run import (
     RunDir,
@@ -40,7 +40,7 @@ from ..run import (
     search_space,
 )
 from ..size import KIB_BITS, bit_operations, fp32_size_bits, layer_macs, model_size
-from ..train import evaluate_accuracy
+from ..train import checkpoint_state, evaluate_accuracy
 from ._claims import open_claims
 from ._console import Printer, SearchProgress
 from ._final import train_final_models
@@ -225,7 +225,10 @@ class Search:
         torch.manual_seed(cfg.seed)
         data = self._user_data or load_config_dataset(cfg)
         if self._user_model is not None:
-            return data, copy.deepcopy(self._user_model)
+            model = copy.deepcopy(self._user_model)
+            check_input(model, cfg.model, in_channels=data.in_channels,
+                        image_size=data.image_size)  # fmt: skip
+            return data, model
         model = resolve_model(cfg.model, in_channels=data.in_channels,
                               num_classes=data.num_classes, image_size=data.image_size,
                               note=self.log)  # fmt: skip
@@ -277,7 +280,7 @@ class Search:
         val = evaluate_accuracy(model, data.val, device=device)
         self.log(f"FP32 base: val accuracy {val:.2%}")
         atomic_torch_save(
-            {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            {"state_dict": checkpoint_state(model),
              "model": cfg.model, "in_channels": data.in_channels,
              "num_classes": data.num_classes, "image_size": data.image_size,
              "val_accuracy": val, "epochs": cfg.pretrain_epochs},
