@@ -32,6 +32,11 @@ class Genome:
         raw = json.dumps([self.weight_bits, self.act_bits, self.ratios])
         return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
+    def width_key(self) -> str:
+        """The identity of the genome's widths alone: genomes that differ only in their bits
+        share the float network at their width."""
+        return hashlib.sha1(json.dumps(list(self.ratios)).encode()).hexdigest()[:16]
+
     def seed(self, base_seed: int) -> int:
         """The evaluation seed: a function of the run seed and the genome alone, so a
         genome gives the same fitness whenever and wherever it is evaluated."""

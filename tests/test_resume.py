@@ -57,7 +57,7 @@ def test_sigkill_mid_generation_then_resume(tmp_path):
 
     proc = run_cli("resume", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "MOGAQNN (chosen)" in proc.stdout
+    assert "MOGAQNN (chosen, trial" in proc.stdout
     result = json.loads((out / "result.json").read_text())
     assert result["search"]["evaluations"] == POPULATION * GENERATIONS
     # the evaluations of both processes count, not only the resumed one's

@@ -287,7 +287,7 @@ def format_result_table(r: dict[str, Any]) -> str:
         lines.append(_row(name, u["test_accuracy"], u["size_kib"], u["compression_ratio"],
                           u["epochs"], f"{u['val_accuracy']:.2%}"))  # fmt: skip
     for c in r.get("final_candidates", []):
-        name = f"MOGAQNN trial {c['trial']}" + (" (chosen)" if c["chosen"] else "")
+        name = f"MOGAQNN ({'chosen, ' if c['chosen'] else ''}trial {c['trial']})"
         lines.append(_row(name, c["test_accuracy"], c["size_kib"], c["compression_ratio"],
                           ch["epochs"], f"{c['val_accuracy']:.2%}"))  # fmt: skip
     if not r.get("final_candidates"):  # a result.json written before candidates existed
