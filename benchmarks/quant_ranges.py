@@ -24,14 +24,9 @@ from mogaqnn import SearchConfig
 from mogaqnn.fitness import make_evaluator
 from mogaqnn.genome import Genome
 from mogaqnn.models import create_model
-from mogaqnn.run import (
-    augmentation_for,
-    expansion_graph,
-    load_config_dataset,
-    search_space,
-    train_settings,
-)
-from mogaqnn.train import evaluate_accuracy, train_model
+from mogaqnn.recipe import pretrain_float
+from mogaqnn.run import expansion_graph, load_config_dataset, search_space
+from mogaqnn.train import evaluate_accuracy
 
 
 def genomes(space, n_random: int) -> list[Genome]:
@@ -70,9 +65,7 @@ def main() -> None:
         base = create_model(cfg.model, in_channels=data.in_channels,
                             num_classes=data.num_classes, image_size=data.image_size)  # fmt: skip
         t0 = time.perf_counter()
-        settings = train_settings(cfg, cfg.pretrain_epochs, cfg.lr, augmentation_for(cfg, data))
-        train_model(base, data.train, settings, seed=cfg.seed)
-        base.eval()
+        pretrain_float(cfg, base, data, torch.device("cpu")).eval()
         print(f"{dataset}: FP32 base val {evaluate_accuracy(base, data.val):.4f} "
               f"({cfg.pretrain_epochs:g} epochs, {time.perf_counter() - t0:.0f} s)")  # fmt: skip
         graph = expansion_graph(base, data.train.x[:2], cfg.expansion)
