@@ -29,10 +29,12 @@ def test_paired_interval_is_the_t_interval_over_seeds():
     assert one["mean"] == pytest.approx(0.05) and one["low"] is None
 
 
-def test_the_t_table_without_scipy_matches_scipy():
-    from scipy.stats import t
+def test_kendall_tau_is_tau_b_and_nan_without_a_pair():
+    import fitness_fidelity
 
-    assert ev.T_975 == pytest.approx([t.ppf(0.975, df) for df in range(1, 11)], abs=1e-3)
+    assert fitness_fidelity.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert fitness_fidelity.kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert math.isnan(fitness_fidelity.kendall_tau([0.9], [0.8]))
 
 
 def test_evaluations_to_reach_follows_trial_order():
