@@ -3,7 +3,7 @@
 Pure functions (no torch, no training): mean and spread over seeds, the paired difference
 MOGAQNN - stronger FP32 with its 95% t-interval, the claim at a compression threshold,
 hypervolume and the number of evaluations a search needs to reach a target hypervolume.
-benchmarks/paper_table.py runs the units; tests/test_evidence.py checks these on hand-made
+benchmarks/papertable/ runs the units; tests/test_evidence.py checks these on hand-made
 units.
 """
 

@@ -15,7 +15,7 @@ the final protocol's val accuracy (full val split). The test split is never read
 
 ``--from-run``: the individuals of a finished search's last front and population (not random
 genomes), each trained with the run's final recipe and tested once; Kendall's tau between
-the search's val accuracy and the final test accuracy (benchmarks/paper_table.py's standard
+the search's val accuracy and the final test accuracy (benchmarks/papertable/'s standard
 profile calls it on two cells).
 
 Resumable per individual: one JSON line per (model, individual) in
