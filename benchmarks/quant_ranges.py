@@ -55,7 +55,10 @@ def main() -> None:
     torch.set_num_threads(1)
     variants = [dict(kv.split("=", 1) for kv in v.split(",") if kv) for v in args.variant or [""]]
     for dataset in args.datasets.split(","):
-        cfg = SearchConfig(model=args.model, dataset=dataset, device="cpu", progress=False)
+        # the base widened, the fitness of the published figures (results/quant_ranges.txt
+        # predates the fitness option): no run directory, no supernet to train or read
+        cfg = SearchConfig(model=args.model, dataset=dataset, device="cpu", progress=False,
+                           fitness="widen")  # fmt: skip
         overrides = {"search_epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs}
         cfg = SearchConfig.from_mapping(
             {**cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
