@@ -3,7 +3,7 @@
 Pure functions (no torch, no training): mean and spread over seeds, the paired difference
 MOGAQNN - stronger FP32 with its 95% t-interval, the claim at a compression threshold,
 hypervolume and the number of evaluations a search needs to reach a target hypervolume.
-benchmarks/paper_table.py runs the units; tests/test_evidence.py checks these on hand-made
+benchmarks/papertable/ runs the units; tests/test_evidence.py checks these on hand-made
 units.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import moocore
 import numpy as np
+from scipy import stats
 
 # Hypervolume on (val error, size / FP32 size), both minimised; the FP32 model sits at
 # size ratio 1, so the box holds every individual smaller than FP32 with any accuracy.
@@ -30,29 +31,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan")
 
 
-# Student's t, two-sided 95% (the 0.975 quantile), df 1..10: for a venv without scipy
-# (scipy is no dependency of mogaqnn).
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
-
-
-def t_quantile(df: int, level: float = 0.95) -> float:
-    """The two-sided ``level`` quantile of Student's t with ``df`` degrees of freedom."""
-    try:
-        from scipy.stats import t
-    except ImportError:
-        if level != 0.95 or not 1 <= df <= len(T_975):
-            raise ValueError(f"without scipy only 95% for df 1..{len(T_975)}, not {df}") from None
-        return T_975[df - 1]
-    return float(t.ppf(0.5 + level / 2, df))
-
-
 def paired_interval(diffs: Sequence[float], level: float = 0.95) -> dict[str, Any]:
     """Mean of paired differences (one per seed) and its t-interval; no interval for one."""
     m, s = mean_std(diffs)
     n = len(diffs)
     if n < 2:
         return {"n": n, "mean": m, "low": None, "high": None}
-    half = t_quantile(n - 1, level) * s / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * s / math.sqrt(n)
     return {"n": n, "mean": m, "low": m - half, "high": m + half}
 
 

@@ -18,39 +18,34 @@ low precision hurts.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 
 import torch
-from mogaqnn.search._width import final_start
 
-from mogaqnn.export._rebuild import parse_individual
-from mogaqnn.fitness import run_evaluator
+from mogaqnn import Recipe
 from mogaqnn.genome import Genome
-from mogaqnn.run import (
-    RunDir,
-    augmentation_for,
-    load_run,
-    load_run_data,
-    read_checkpoint,
-    train_settings,
-    trial_genome,
-)
-from mogaqnn.train import Teacher, evaluate_accuracy, train_model
+from mogaqnn.run import RunDir, load_run, trial_genome
+from mogaqnn.train import evaluate_accuracy
 
 FLOAT_BITS = 16  # numerically float for these networks, through the same quantized layers
 
 
-def chosen_genome(run) -> Genome:
-    ckpt = read_checkpoint(RunDir(run.root).final_checkpoint, "the search has not finished")
-    g = ckpt["genome"]
-    return Genome(tuple(g["weight_bits"]), tuple(g["act_bits"]), tuple(g["ratios"]))
+def individual_arg(text: str) -> str | int:
+    """``chosen`` (the run's final model) or a trial number of its pareto.csv."""
+    if text == "chosen":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither 'chosen' nor a trial number"
+        ) from None
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
-    p.add_argument("--individual", default="chosen")
+    p.add_argument("--individual", type=individual_arg, default="chosen")
     p.add_argument("--final", action="store_true", help="also after the final training")
     p.add_argument("--low", type=int, default=2, help="bits of the sensitivity probe")
     p.add_argument("--no-sensitivity", action="store_true")
@@ -59,10 +54,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     run = load_run(args.run_dir)
     cfg = run.config
-    data = load_run_data(run)
-    evaluator = run_evaluator(run, data, device="cpu")
-    individual = parse_individual(args.individual)
-    genome = chosen_genome(run) if individual == "chosen" else trial_genome(run, individual)
+    recipe = Recipe.of_run(run, device="cpu")
+    data, evaluator = recipe.data, recipe.evaluator
+    if args.individual == "chosen":
+        path = RunDir(run.root).final_checkpoint
+        genome = recipe.read(path, "the search has not finished")[1]
+    else:
+        genome = trial_genome(run, args.individual)
     n = len(genome.weight_bits)
     flt = (FLOAT_BITS,) * n
     variants = {
@@ -71,30 +69,23 @@ def main() -> None:
         "activations quantized": Genome(flt, genome.act_bits, genome.ratios),
         "both (the individual)": genome,
     }
-    aug = augmentation_for(cfg, data)
-    final_settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
-    teacher = Teacher(copy.deepcopy(run.base)) if cfg.distill_weight > 0 else None
     print(f"{run.root}: {cfg.model} on {cfg.dataset}, individual {args.individual}, "
           f"genome {genome.key()}; val accuracy in % (search subset {len(evaluator.val_data)} "
           f"images, full val {len(data.val)})")  # fmt: skip
     print(f"FP32 base: search val {evaluate_accuracy(run.base, evaluator.val_data):.2%}, "
-          f"full val {evaluate_accuracy(run.base, data.val):.2%}")  # fmt: skip
+          f"full val {recipe.accuracy(run.base):.2%}")  # fmt: skip
     head = f"{'variant':<24}{'built':>9}{'fine-tuned':>12}"
     print(head + (f"{'final (full val)':>18}" if args.final else ""))
     for name, g in variants.items():
         built = evaluate_accuracy(evaluator.build(g), evaluator.val_data)
         tuned = evaluator(g).val_accuracy
         line = f"{name:<24}{built:>9.2%}{tuned:>12.2%}"
-        if args.final:  # the run's final start (final_init) and recipe
-            model = final_start(cfg, run.root, evaluator, g, data, aug, evaluator.device,
-                                lambda m: None, cache=False)  # fmt: skip
-            train_model(model, data.train, final_settings, seed=cfg.seed, teacher=teacher)
-            line += f"{evaluate_accuracy(model, data.val):>18.2%}"
+        if args.final:  # the run's final recipe (final_init, epochs, teacher)
+            line += f"{recipe.accuracy(recipe.final_model(g)):>18.2%}"
         print(line, flush=True)
-    if args.final:  # what the claim is judged against: the base given the final epochs
-        fp32 = copy.deepcopy(run.base)
-        train_model(fp32, data.train, final_settings, seed=cfg.seed)
-        print(f"{'FP32 baseline':<24}{'':>9}{'':>12}{evaluate_accuracy(fp32, data.val):>18.2%}")
+    if args.final:  # the plain FP32 baseline: the base given the same final epochs
+        fp32 = recipe.accuracy(recipe.fp32_model(distilled=False))
+        print(f"{'FP32 baseline':<24}{'':>9}{'':>12}{fp32:>18.2%}")
     if args.no_sensitivity:
         return
     eight = Genome((8,) * n, (8,) * n, genome.ratios)

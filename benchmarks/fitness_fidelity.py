@@ -2,7 +2,7 @@
 
 For each model (MNIST-5k by default), ``--individuals`` random genomes of the run's search
 space (seeded) are evaluated by every fitness (``widen``, ``scratch``, ``supernet``: see
-mogaqnn/search/_fitness_start.py) exactly as a search evaluates them, and trained once by the
+mogaqnn/fitness/_starts.py) exactly as a search evaluates them, and trained once by the
 final protocol (``--final-init``, default ``scratch``: pretraining at the genome's width, then
 quantization and the final QAT epochs; ``widen``: the base widened, then the final epochs).
 Printed and written per model and fitness: seconds per evaluation (the supernet's one-off
@@ -15,7 +15,7 @@ the final protocol's val accuracy (full val split). The test split is never read
 
 ``--from-run``: the individuals of a finished search's last front and population (not random
 genomes), each trained with the run's final recipe and tested once; Kendall's tau between
-the search's val accuracy and the final test accuracy (benchmarks/paper_table.py's standard
+the search's val accuracy and the final test accuracy (benchmarks/papertable/'s standard
 profile calls it on two cells).
 
 Resumable per individual: one JSON line per (model, individual) in
@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
+from scipy.stats import kendalltau
 
 import mogaqnn
 from mogaqnn import Recipe, Search
@@ -58,27 +59,8 @@ FITNESSES = ("widen", "scratch", "supernet")
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
-    """Kendall's tau-b (scipy's when installed)."""
-    try:
-        from scipy.stats import kendalltau
-    except ImportError:  # tau-b by counting pairs
-        conc = disc = ties_a = ties_b = 0
-        for i in range(len(a)):
-            for j in range(i + 1, len(a)):
-                da, db = a[i] - a[j], b[i] - b[j]
-                if da == 0 and db == 0:
-                    continue
-                if da == 0:
-                    ties_a += 1
-                elif db == 0:
-                    ties_b += 1
-                elif (da > 0) == (db > 0):
-                    conc += 1
-                else:
-                    disc += 1
-        denom = ((conc + disc + ties_a) * (conc + disc + ties_b)) ** 0.5
-        return (conc - disc) / denom if denom else float("nan")
-    return float(kendalltau(a, b).statistic)
+    """Kendall's tau-b (nan for fewer than two pairs)."""
+    return float(kendalltau(a, b).statistic) if len(a) > 1 else float("nan")
 
 
 def random_genomes(space: SearchSpace, n: int, seed: int) -> list[Genome]:

@@ -24,14 +24,9 @@ from mogaqnn import SearchConfig
 from mogaqnn.fitness import make_evaluator
 from mogaqnn.genome import Genome
 from mogaqnn.models import create_model
-from mogaqnn.run import (
-    augmentation_for,
-    expansion_graph,
-    load_config_dataset,
-    search_space,
-    train_settings,
-)
-from mogaqnn.train import evaluate_accuracy, train_model
+from mogaqnn.recipe import pretrain_float
+from mogaqnn.run import expansion_graph, load_config_dataset, search_space
+from mogaqnn.train import evaluate_accuracy
 
 
 def genomes(space, n_random: int) -> list[Genome]:
@@ -60,7 +55,10 @@ def main() -> None:
     torch.set_num_threads(1)
     variants = [dict(kv.split("=", 1) for kv in v.split(",") if kv) for v in args.variant or [""]]
     for dataset in args.datasets.split(","):
-        cfg = SearchConfig(model=args.model, dataset=dataset, device="cpu", progress=False)
+        # the base widened, the fitness of the published figures (results/quant_ranges.txt
+        # predates the fitness option): no run directory, no supernet to train or read
+        cfg = SearchConfig(model=args.model, dataset=dataset, device="cpu", progress=False,
+                           fitness="widen")  # fmt: skip
         overrides = {"search_epochs": args.epochs, "pretrain_epochs": args.pretrain_epochs}
         cfg = SearchConfig.from_mapping(
             {**cfg.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -70,9 +68,7 @@ def main() -> None:
         base = create_model(cfg.model, in_channels=data.in_channels,
                             num_classes=data.num_classes, image_size=data.image_size)  # fmt: skip
         t0 = time.perf_counter()
-        settings = train_settings(cfg, cfg.pretrain_epochs, cfg.lr, augmentation_for(cfg, data))
-        train_model(base, data.train, settings, seed=cfg.seed)
-        base.eval()
+        pretrain_float(cfg, base, data, torch.device("cpu")).eval()
         print(f"{dataset}: FP32 base val {evaluate_accuracy(base, data.val):.4f} "
               f"({cfg.pretrain_epochs:g} epochs, {time.perf_counter() - t0:.0f} s)")  # fmt: skip
         graph = expansion_graph(base, data.train.x[:2], cfg.expansion)

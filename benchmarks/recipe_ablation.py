@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
-from paper_table import fp32_kib_of  # benchmarks/paper_table.py, beside this file
+from papertable.units import fp32_kib_of  # benchmarks/papertable/, beside this file
 
 from mogaqnn import SearchConfig, search
 from mogaqnn.fitness import Evaluator

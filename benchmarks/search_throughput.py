@@ -14,11 +14,10 @@ import platform
 import tempfile
 from pathlib import Path
 
-import optuna
 import torch
 
 import mogaqnn
-from mogaqnn.search._store import open_storage
+from mogaqnn.search import read_study
 
 
 def main() -> None:
@@ -35,10 +34,7 @@ def main() -> None:
                                       seed=args.seed, out=str(out), progress=False)  # fmt: skip
         mogaqnn.search(config)
         result = json.loads((out / "result.json").read_text())
-        study = optuna.load_study(
-            study_name=config.study, storage=open_storage(f"journal:{out / 'study.journal'}")
-        )
-        trials = [t for t in study.trials if t.state.name == "COMPLETE"]
+        trials = [t for t in read_study(out).trials if t.state.name == "COMPLETE"]
         inside = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials)
     wall = result["timing"]["search_s"]
     evals = result["search"]["evaluations"]

@@ -35,20 +35,11 @@ from typing import Any
 
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
 from fitness_fidelity import read_lines  # benchmarks/fitness_fidelity.py, beside this file
-from mogaqnn.search._width import final_start
 
 import mogaqnn
-from mogaqnn.fitness import run_evaluator
-from mogaqnn.run import (
-    augmentation_for,
-    load_run,
-    load_run_data,
-    read_result,
-    train_settings,
-    trial_genome,
-)
-from mogaqnn.search._select import choose
-from mogaqnn.train import evaluate_accuracy, train_model
+from mogaqnn import Recipe
+from mogaqnn.run import load_run, load_run_data, read_result, trial_genome
+from mogaqnn.search import choose
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMIT = code_commit()  # at import: the code this process runs
@@ -97,21 +88,15 @@ def train_trial(run_dir: Path, trial: int, device: str,
     """The run's final recipe for one trial (``overrides``: config keys changed for this
     training only): final val and test accuracy."""
     run = load_run(run_dir)
-    cfg = dataclasses.replace(run.config, **(overrides or {}))
-    data = load_run_data(run)
-    evaluator = run_evaluator(run, data, device=device)
-    aug = augmentation_for(cfg, data)
+    run = dataclasses.replace(run, config=run.config.replace(**(overrides or {})))
+    recipe = Recipe.of_run(run, device=device)
     genome = trial_genome(run, trial)
     t0 = time.perf_counter()
-    model = final_start(cfg, run_dir, evaluator, genome, data, aug, evaluator.device,
-                        lambda m: None, cache=False)  # fmt: skip
     row: dict[str, Any] = {"run": str(run_dir), "trial": trial, "genome_key": genome.key()}
     try:
-        if cfg.final_epochs > 0:
-            train_model(model, data.train, train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug),
-                        seed=cfg.seed, device=evaluator.device)  # fmt: skip
-        row["val_accuracy"] = evaluate_accuracy(model, data.val, device=evaluator.device)
-        row["test_accuracy"] = evaluate_accuracy(model, data.test, device=evaluator.device)
+        model = recipe.final_model(genome)
+        row["val_accuracy"] = recipe.accuracy(model, "val")
+        row["test_accuracy"] = recipe.accuracy(model, "test")
     except mogaqnn.train.TrainingDiverged as exc:
         row["failed"] = str(exc)
     row["seconds"] = time.perf_counter() - t0

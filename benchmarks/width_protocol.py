@@ -18,13 +18,14 @@ Val accuracy (the full val split) decides; test accuracy is read once per traine
 
 Resumable cell by cell: ``benchmarks/results/width_protocol.json`` keeps every finished
 (model, dataset, seed, variant, protocol) with its budget; ``width_protocol.md`` has the
-table (mean +- std over seeds). Base and float checkpoints under ``runs/width_protocol/``.
+table (mean +- std over seeds). Every model is trained by ``mogaqnn.Recipe``: the quantized
+ones by its final recipe (``init`` widen or scratch), the FP32 ones by its FP32 baseline's
+final epochs. Base, float-at-width and final checkpoints under ``runs/width_protocol/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -36,14 +37,13 @@ from typing import Any
 
 import torch
 from _provenance import code_commit  # benchmarks/_provenance.py, beside this file
-from mogaqnn.search._width import scratch_float_model
+from torch import nn
 
 import mogaqnn
+from mogaqnn import Recipe
 from mogaqnn.expand import widen_model
-from mogaqnn.run import atomic_write_text, augmentation_for, describe_device, train_settings
-from mogaqnn.search._search import Search
+from mogaqnn.run import atomic_write_text, describe_device
 from mogaqnn.size import KIB_BITS, fp32_size_bits, model_size
-from mogaqnn.train import evaluate_accuracy, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -55,6 +55,13 @@ VARIANTS = (
     ("2-bit x2.0", 2, 2.0),
 )  # fmt: skip
 PROTOCOLS = ("widened", "scratch")
+
+
+def fp32_final(recipe: Recipe, net: nn.Module) -> nn.Module:
+    """The FP32 baseline's final epochs (plain) given to a float network at its width: the
+    recipe of a run whose base is that network (Recipe.fp32_model trains the base only)."""
+    wide = Recipe(recipe.config, net, recipe.graph, recipe.space, recipe.data, recipe.device)
+    return wide.fp32_model(distilled=False)
 
 
 def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -> None:
@@ -73,49 +80,38 @@ def run_cell_group(model: str, dataset: str, seed: int, args, doc: dict, save) -
     todo = [(v, p) for v in VARIANTS for p in PROTOCOLS if (v[0], p) not in done]
     if not todo:
         return
-    search = Search(cfg)
-    search.run_dir.root.mkdir(parents=True, exist_ok=True)
+    search = mogaqnn.Search(cfg)
+    root = search.run_dir.root
+    root.mkdir(parents=True, exist_ok=True)
     setup = search.setup(pretrain=True)  # the FP32 base, cached as base.pt
-    data, base, graph, space, device = (
-        setup.data,
-        setup.base,
-        setup.graph,
-        setup.space,
-        setup.device,
-    )
-    evaluator = setup.evaluator
-    aug = augmentation_for(cfg, data)
-    final_settings = train_settings(cfg, cfg.final_epochs, cfg.qat_lr, aug)
-    fp32_bits = fp32_size_bits(base)
+    recipe, graph, space = setup.recipe, setup.graph, setup.space
+    fp32_bits = fp32_size_bits(setup.base)
     for (label, bits, ratio), protocol in todo:
         t0 = time.perf_counter()
         genome = space.uniform(bits or 8, ACT_BITS, ratio)
-        ratios = genome.ratios
-        if protocol == "widened":
-            if bits is None:
-                net = widen_model(base, graph, ratios, noise_std=cfg.widen_noise,
-                                  seed=genome.seed(seed))  # fmt: skip
-            else:
-                net = evaluator.build(genome)
-        else:
-            # The float pretraining at a width does not depend on the bits: one per ratio.
-            path = search.run_dir.root / f"scratch_float_x{ratio:g}.pt"
-            net = scratch_float_model(cfg, path, base, graph, space.uniform(8, 8, ratio), data,
-                                      aug, device, lambda m: None)  # fmt: skip
-            if bits is not None:
-                net = evaluator.build(genome, float_model=copy.deepcopy(net))
-        if cfg.final_epochs > 0:
-            train_model(net, data.train, final_settings, seed=seed, device=device)
+        if bits is not None and protocol == "widened":  # the final recipe from the base
+            net = recipe.final_model(genome, init="widen")
+        elif bits is not None:  # from scratch: the float pretraining and the final model are
+            # kept in root, one directory per pretraining budget (the name: the final epochs)
+            net = recipe.final_model(genome, init="scratch", keep=root,
+                                     name=f"f{cfg.final_epochs:g}-{genome.key()}")  # fmt: skip
+        elif protocol == "widened":
+            net = fp32_final(recipe, widen_model(setup.base, graph, genome.ratios,
+                                                 noise_std=cfg.widen_noise,
+                                                 seed=genome.seed(seed)))  # fmt: skip
+        else:  # trained at its width in float (kept in root), then the FP32 final epochs
+            float_model = recipe.float_at_width(space.uniform(8, 8, ratio), keep=root)
+            net = fp32_final(recipe, float_model)
         size = fp32_size_bits(net) if bits is None else model_size(net, graph.bn_fold).total_bits
         cell = {
             "model": model, "dataset": dataset, "seed": seed, "variant": label,
             "protocol": protocol, "weight_bits": bits, "act_bits": ACT_BITS if bits else None,
             "ratio": ratio, "budget": budget,
-            "val_accuracy": evaluate_accuracy(net, data.val, device=device),
-            "test_accuracy": evaluate_accuracy(net, data.test, device=device),
+            "val_accuracy": recipe.accuracy(net, "val"),
+            "test_accuracy": recipe.accuracy(net, "test"),
             "size_kib": size / KIB_BITS, "compression": fp32_bits / size,
             "seconds": time.perf_counter() - t0, "commit": args.commit,
-            "device": describe_device(device),
+            "device": describe_device(recipe.device),
         }  # fmt: skip
         doc["cells"].append(cell)
         save()

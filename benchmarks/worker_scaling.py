@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 from mogaqnn import Search, SearchConfig  # noqa: E402
 from mogaqnn.run import RunDir  # noqa: E402
-from mogaqnn.search._store import open_storage  # noqa: E402
+from mogaqnn.search import read_study  # noqa: E402
 
 
 def run(args: list[str], threads: int) -> None:
@@ -48,12 +48,7 @@ def run(args: list[str], threads: int) -> None:
 
 
 def rates(run_dir: Path) -> dict[str, float]:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(f"journal:{run_dir / 'study.journal'}")
-    study = optuna.load_study(study_name="mogaqnn", storage=storage)
-    trained = [t for t in study.get_trials(deepcopy=False)
+    trained = [t for t in read_study(run_dir).get_trials(deepcopy=False)
                if t.state.name == "COMPLETE" and not t.user_attrs.get("cache_hit")]  # fmt: skip
     by_worker = defaultdict(list)
     for t in trained:

@@ -1,11 +1,13 @@
 """The evidence benchmarks' bookkeeping, on hand-made units and runs (no training): the paper
 table's standard-profile statistics (benchmarks/_evidence.py and the cell aggregation of
-benchmarks/paper_table.py), which commit a result ran at (benchmarks/_provenance.py), and
-which half-finished recipe-ablation cells continue."""
+benchmarks/papertable/), the committed table aggregated again from its units, which commit a
+result ran at (benchmarks/_provenance.py), and which half-finished recipe-ablation cells
+continue."""
 
 import functools
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import _evidence as ev  # noqa: E402
 import _provenance as provenance  # noqa: E402
-import paper_table as pt  # noqa: E402
+from papertable import aggregate, plan, render  # noqa: E402
+from papertable import units as runner  # noqa: E402
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# the script's processes import this checkout's package, as `PYTHONPATH=. python ...` does
+CHECKOUT = {**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)}
 
 
 def test_paired_interval_is_the_t_interval_over_seeds():
@@ -29,10 +36,12 @@ def test_paired_interval_is_the_t_interval_over_seeds():
     assert one["mean"] == pytest.approx(0.05) and one["low"] is None
 
 
-def test_the_t_table_without_scipy_matches_scipy():
-    from scipy.stats import t
+def test_kendall_tau_is_tau_b_and_nan_without_a_pair():
+    import fitness_fidelity
 
-    assert ev.T_975 == pytest.approx([t.ppf(0.975, df) for df in range(1, 11)], abs=1e-3)
+    assert fitness_fidelity.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert fitness_fidelity.kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert math.isnan(fitness_fidelity.kendall_tau([0.9], [0.8]))
 
 
 def test_evaluations_to_reach_follows_trial_order():
@@ -64,7 +73,7 @@ def test_cell_aggregate_claims_pairs_and_hypervolume():
     units = {s: _units(s, 0.92 + s * 0.01, 5.0 if s < 2 else 3.0) for s in (0, 1, 2)}
     del units[2]["random"]  # seed 2 unfinished: excluded and listed as missing
     units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972}
-    c = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
+    c = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
     assert c["seeds"] == [0, 1] and c["uniform_seeds"] == [0, 1]
     assert c["missing"] == ["mnist5k/lenet5 seed 2 random", "mnist5k/lenet5 seed 0 fidelity"]
     # the unfinished seed is shown beside the table, against its own stronger FP32 (0.93)
@@ -74,14 +83,14 @@ def test_cell_aggregate_claims_pairs_and_hypervolume():
     assert part["models"]["limited"]["difference"] == pytest.approx(0.94 - 0.93)
     assert part["models"]["uniform8"]["difference"] == pytest.approx(0.80 - 0.93)
     assert sorted(part["models"]) == ["limited", "uniform2", "uniform4", "uniform8", "unlimited"]
-    line = pt.partial_line(2, part)
+    line = render.partial_line(2, part)
     assert line.startswith(
         "seed 2, outside the table (3 of 4 units; missing: random): "
         "FP32 92.00%, distilled 93.00%; MOGAQNN /8 94.00% at 9.0x (+1.00 pp)"
     )
     # a seed whose three searches are done is in the table without its uniform QAT unit
     del units[1]["uniform"]
-    fewer = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
+    fewer = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
     assert fewer["seeds"] == [0, 1] and fewer["uniform_seeds"] == [0]
     assert fewer["test_accuracy"]["uniform8"]["n"] == 1 and fewer["gap_by_seed"]["uniform8"] == []
     assert fewer["test_accuracy"]["limited"]["n"] == 2
@@ -113,13 +122,13 @@ def test_search_to_final_val_change_pools_seed_cells_and_pairs_limited_with_rand
     for s, (lim, rnd) in enumerate([(-0.02, 0.01), (0.01, 0.00)]):
         units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.95 + lim}
         units[s]["random"] |= {"search_val_accuracy": 0.94, "val_accuracy": 0.94 + rnd}
-    cell = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
+    cell = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
     assert cell["search_to_final_val"]["limited"] == [pytest.approx(-0.02), pytest.approx(0.01)]
     assert cell["search_to_final_val"]["unlimited"] == [None, None]  # the fields are missing
     other = {0: _units(0, 0.92, 5.0)}
     other[0]["limited"] |= {"search_val_accuracy": 0.90, "val_accuracy": 0.93}  # no random pair
-    summary = pt.search_to_final_summary(
-        {"a": cell, "b": pt.aggregate_cell("mnist5k/vgg11", other, [0], [0])}
+    summary = aggregate.search_to_final_summary(
+        {"a": cell, "b": aggregate.aggregate_cell("mnist5k/vgg11", other, [0], [0])}
     )
     assert summary["limited"]["n"] == 3
     assert summary["limited"]["mean"] == pytest.approx((-0.02 + 0.01 + 0.03) / 3)
@@ -144,27 +153,27 @@ def test_claim_falls_back_and_fails_where_it_should():
 
 def test_a_uniform_unit_counts_only_when_its_models_started_from_the_fp32_base(tmp_path):
     budget = {"pretrain_epochs": 1}
-    path = pt.unit_path(tmp_path, "mnist5k/lenet5", 0, "uniform")
-    pt.write_unit(path, {"budget": budget, "uniform8": {"test_accuracy": 0.9}})
-    assert pt.read_unit(path, budget) is None  # a supernet-slice start: run it again
-    pt.write_unit(path, {"budget": budget, "start": pt.UNIFORM_START})
-    assert pt.read_unit(path, budget)["start"] == "fp32 base"
-    limited = pt.unit_path(tmp_path, "mnist5k/lenet5", 0, "limited")
-    pt.write_unit(limited, {"budget": budget})  # the searches' units carry no start
-    assert pt.read_unit(limited, budget) == {"budget": budget}
+    path = plan.unit_path(tmp_path, "mnist5k/lenet5", 0, "uniform")
+    plan.write_unit(path, {"budget": budget, "uniform8": {"test_accuracy": 0.9}})
+    assert plan.read_unit(path, budget) is None  # a supernet-slice start: run it again
+    plan.write_unit(path, {"budget": budget, "start": plan.UNIFORM_START})
+    assert plan.read_unit(path, budget)["start"] == "fp32 base"
+    limited = plan.unit_path(tmp_path, "mnist5k/lenet5", 0, "limited")
+    plan.write_unit(limited, {"budget": budget})  # the searches' units carry no start
+    assert plan.read_unit(limited, budget) == {"budget": budget}
 
 
 def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
     units = {s: _units(s, 0.92 + s * 0.01, 5.0) for s in (0, 1)}
-    done = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
-    empty = pt.aggregate_cell("mnist5k/vgg11", {}, [0, 1], [0, 1])
+    done = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
+    empty = aggregate.aggregate_cell("mnist5k/vgg11", {}, [0, 1], [0, 1])
     for c in (done, empty):
         c["budget"] = {}
     doc = {"profile": "standard", "smoke_check": False, "command": "c", "commit": "abc",
            "units_ran_at": ["abc"], "machine": "m", "seeds": [0, 1],
            "cells": {"mnist5k/lenet5": done, "mnist5k/vgg11": empty},
            "missing": done["missing"] + empty["missing"]}  # fmt: skip
-    text = pt.evidence_markdown(doc)
+    text = render.evidence_markdown(doc)
     assert "Claim met in 1 of 2 cells at 4x, 1 of 2 at 8x (1 of 2 cells have a finished" in text
     assert (
         "At 8x: the claim holds in mnist5k/lenet5; it does not in mnist5k/vgg11 (no finished seed)."
@@ -172,25 +181,29 @@ def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
     assert "Smoke check" not in text
     assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
     assert "outside the table" not in text  # no seed has only some of its units
-    started = pt.aggregate_cell("mnist5k/vgg11", {0: {"uniform": units[0]["uniform"]}}, [0], [0])
-    assert pt.partial_line(0, started["partial"][0]) == (
+    started = aggregate.aggregate_cell(
+        "mnist5k/vgg11", {0: {"uniform": units[0]["uniform"]}}, [0], [0]
+    )
+    assert render.partial_line(0, started["partial"][0]) == (
         "seed 0, outside the table (1 of 4 units; missing: limited, unlimited, random): FP32 —; "
         "uniform 8-bit 80.00%; uniform 4-bit 80.00%; uniform 2-bit 80.00%")  # fmt: skip
     doc["cells"]["mnist5k/vgg11"] = started | {"budget": {}}
     assert "- mnist5k/vgg11: no finished seed\n  - seed 0, outside the table" in (
-        pt.evidence_markdown(doc))  # fmt: skip
+        render.evidence_markdown(doc))  # fmt: skip
     doc["cells"]["mnist5k/vgg11"] = empty
     assert "fine-tune to the final training" not in text  # the units record no such val
     for s in (0, 1):
         units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.94}
         units[s]["random"] |= {"search_val_accuracy": 0.94, "val_accuracy": 0.945}
-    doc["cells"]["mnist5k/lenet5"] = pt.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
-    doc["search_to_final_val"] = pt.search_to_final_summary(doc["cells"])
-    text = pt.evidence_markdown(doc)
+    doc["cells"]["mnist5k/lenet5"] = aggregate.aggregate_cell(
+        "mnist5k/lenet5", units, [0, 1], [0, 1]
+    )
+    doc["search_to_final_val"] = aggregate.search_to_final_summary(doc["cells"])
+    text = render.evidence_markdown(doc)
     assert "- MOGAQNN /8: -1.00 ± 0.00 (n 2)" in text
     assert "- MOGAQNN /8 − random /8, paired: -1.50 pp on average, lower in 2 of 2" in text
     # the claim plot draws a finished cell and an empty one side by side
-    png = pt.plot_claim(doc, tmp_path / "claim.png")
+    png = render.plot_claim(doc, tmp_path / "claim.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
@@ -227,7 +240,7 @@ def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch)
         git("commit", "-qam", "two")
         return {"value": 1}
 
-    pt._timed(tmp_path / "unit.json", {"b": 1}, "unit", unit)
+    runner.timed(tmp_path / "unit.json", {"b": 1}, "unit", unit)
     assert json.loads((tmp_path / "unit.json").read_text())["commit"] == started
     assert git("rev-parse", "HEAD") != started
 
@@ -264,10 +277,10 @@ def test_recipe_ablation_continues_a_cell_of_its_config_and_restarts_another(tmp
 
 
 def _plan(*extra):
-    script = Path(pt.__file__)
+    script = BENCHMARKS / "paper_table.py"
     out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--cells",
                           "lenet5:fashion-mnist", "--seeds", "0,1,2", "--plan", *extra],
-                         check=True, capture_output=True, text=True,
+                         check=True, capture_output=True, text=True, env=CHECKOUT,
                          cwd=script.parents[1])  # fmt: skip
     return out.stdout
 
@@ -283,13 +296,36 @@ def test_arms_names_units_and_a_wrong_one_is_refused_in_a_sentence():
 
     every, some, uniform = hours(), hours("--arms", "uniform,random"), hours("--arms", "uniform")
     assert every > some > uniform > 0  # uniform QAT alone: no supernet, no search
-    script = Path(pt.__file__)
+    script = BENCHMARKS / "paper_table.py"
     out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--arms",
                           "uniform,fp32", "--plan"], capture_output=True, text=True,
-                         cwd=script.parents[1])  # fmt: skip
+                         env=CHECKOUT, cwd=script.parents[1])  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert ("--arms: 'uniform,fp32' is not a list of limited, unlimited, random, uniform"
             in out.stderr)  # fmt: skip
+
+
+def _without_run_lines(text: str) -> list[str]:
+    """Markdown lines but those that say which commit and machine aggregated them."""
+    return [x for x in text.splitlines() if not x.startswith(("Commit: ", "Machine: "))]
+
+
+def test_the_committed_table_is_its_units_aggregated_again(tmp_path):
+    """benchmarks/results/paper_table_standard.{json,md} are what --aggregate makes of the
+    committed units, but for the commit and machine that aggregated them."""
+    results = BENCHMARKS / "results"
+    doc = aggregate.aggregate("standard", results / "paper_table_standard",
+                              plan.table_plan("standard"), [0, 1, 2],
+                              "python benchmarks/paper_table.py --profile standard --seeds 0,1,2 "
+                              "--aggregate")  # fmt: skip
+    render.write(doc, tmp_path / "table.json")
+    committed = json.loads((results / "paper_table_standard.json").read_text())
+    mine = json.loads((tmp_path / "table.json").read_text())
+    for d in (committed, mine):
+        del d["commit"], d["machine"]
+    assert mine == committed
+    md = (results / "paper_table_standard.md").read_text()
+    assert _without_run_lines((tmp_path / "table.md").read_text()) == _without_run_lines(md)
 
 
 def test_seed_units_survive_a_lost_run_directory(tmp_path):
@@ -299,25 +335,25 @@ def test_seed_units_survive_a_lost_run_directory(tmp_path):
     for arm in ("limited", "random"):
         (d / arm).mkdir(parents=True)
     (d / "random" / "base.pt").write_bytes(b"")
-    assert pt.base_run(d) == d / "random"
+    assert runner.base_run(d) == d / "random"
     (d / "limited" / "base.pt").write_bytes(b"")
-    assert pt.base_run(d) == d / "limited"
+    assert runner.base_run(d) == d / "limited"
     budget = {"pretrain_epochs": 0.05, "final_epochs": 0.05, "batch_size": 64}
-    config = pt.standard_config("mnist5k/lenet5", budget, 0, tmp_path / "gone", sampler="nsga2",
-                                limited=True, workers=1, device="cpu")  # fmt: skip
-    unit = pt.convergence_unit(config, "cpu")
+    config = runner.standard_config("mnist5k/lenet5", budget, 0, tmp_path / "gone",
+                                    arm="limited", workers=1, device="cpu")  # fmt: skip
+    unit = runner.convergence_unit(config, "cpu")
     assert not (tmp_path / "gone").exists()
     # no sibling kept a base: uniform QAT's is trained alone where the limited search runs
     lost = tmp_path / "lost"
-    limited = pt.standard_config("mnist5k/lenet5", budget, 0, lost / "limited", sampler="nsga2",
-                                 limited=True, workers=1, device="cpu")  # fmt: skip
-    assert pt.pretrained_run(lost, limited) == lost / "limited"
+    limited = runner.standard_config("mnist5k/lenet5", budget, 0, lost / "limited",
+                                     arm="limited", workers=1, device="cpu")  # fmt: skip
+    assert runner.pretrained_run(lost, limited) == lost / "limited"
     assert (lost / "limited" / "base.pt").exists()
     assert not (lost / "limited" / "study.journal").exists()  # the base alone
-    assert pt.pretrained_run(d, limited) == d / "limited"  # a sibling's base: nothing trained
+    assert runner.pretrained_run(d, limited) == d / "limited"  # a sibling's base: nothing trained
     # uniform QAT starts from that base itself: no supernet (the search's fitness start) needed
     assert limited.fitness == "supernet" and not (lost / "limited" / "supernet.pt").exists()
-    uniform = pt.uniform_qat(lost / "limited", "cpu")
+    uniform = runner.uniform_unit(lost / "limited", "cpu")
     assert uniform["start"] == "fp32 base"
     base_val = torch.load(lost / "limited" / "base.pt", weights_only=True)["val_accuracy"]
     assert uniform["uniform8"]["val_accuracy"] == pytest.approx(base_val, abs=0.05)

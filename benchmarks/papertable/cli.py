@@ -1,0 +1,150 @@
+"""``python benchmarks/paper_table.py``: the plan, the units a session runs, the outputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import _provenance  # benchmarks/_provenance.py
+import torch
+
+from . import plan, render
+from .aggregate import aggregate
+from .units import run_convergence, run_seed
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    _provenance.code_commit()  # read before any unit runs: the code this process loaded
+    p = argparse.ArgumentParser(
+        description="The paper's table: MOGAQNN beside FP32, uniform QAT and random search, "
+        "per CNN and dataset (benchmarks/papertable/)."
+    )
+    p.add_argument(
+        "--profile",
+        choices=plan.PROFILES,
+        default="standard",
+        help="standard: the evidence (results under benchmarks/results/); standard-smoke: the "
+        "same machinery on a budget of minutes, a check written under runs/results/",
+    )
+    p.add_argument("--cells", default=None, help="model:dataset,... (default: all ten)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--workers", type=int, default=1, help="worker processes per search")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the cells, seeds and estimated hours, run nothing",
+    )
+    p.add_argument(
+        "--check-convergence",
+        action="store_true",
+        help="run only each cell's FP32 convergence check (minutes; a cell's searches are "
+        "skipped where it fails anyway)",
+    )
+    p.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="rewrite the .json, .md and .png from the units, run nothing",
+    )
+    p.add_argument(
+        "--all-seeds",
+        action="store_true",
+        help="run every seed of --seeds, also where the plan asks for fewer (the extra seeds "
+        "count in the table like the planned ones)",
+    )
+    p.add_argument(
+        "--arms",
+        default=",".join(plan.ARMS),
+        help=f"the units to run per seed, of {','.join(plan.ARMS)} (default: all; the others are "
+        "left as they are)",
+    )
+    p.add_argument("--fidelity-individuals", type=int, default=plan.FIDELITY_INDIVIDUALS)
+    p.add_argument(
+        "--fidelity-all", action="store_true", help="the fidelity check on every cell, not two"
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
+    p.add_argument(
+        "--runs",
+        type=Path,
+        default=ROOT / "runs",
+        help="the searches' run directories go under RUNS/paper_table_<profile>/",
+    )
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cells = [f"{d}/{m}" for d in plan.DATASETS for m in plan.MODELS]
+    if args.cells:
+        cells = []
+        for spec in args.cells.split(","):
+            model, _, dataset = spec.partition(":")
+            if model not in plan.MODELS or dataset not in plan.DATASETS:
+                p.error(
+                    f"--cells: {spec!r} is not model:dataset with a model of "
+                    f"{', '.join(plan.MODELS)} and a dataset of {', '.join(plan.DATASETS)}"
+                )
+            cells.append(f"{dataset}/{model}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        p.error(f"--seeds: {args.seeds!r} is not a comma-separated list of integers")
+    args.arms = [a for a in args.arms.split(",") if a]
+    if not args.arms or set(args.arms) - set(plan.ARMS):
+        p.error(f"--arms: {','.join(args.arms)!r} is not a list of {', '.join(plan.ARMS)}")
+    command = "python benchmarks/paper_table.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    return run(args, cells, seeds, command)
+
+
+def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: str) -> int:
+    """The plan of ``cells``, then (unless only the plan or the outputs are asked for) each
+    cell's convergence check and, where it converged, its seeds' units, cheapest cell first;
+    the outputs, over every cell, after each cell and at the end."""
+    profile = args.profile
+    # the smoke check's figures mean nothing: they stay under runs/ (not committed)
+    results = RESULTS if profile == "standard" else ROOT / "runs" / "results"
+    root = results / f"paper_table_{profile}"
+    runs = args.runs / f"paper_table_{profile}"
+    out = results / f"paper_table_{profile}.json"
+    budgets = {c: plan.standard_budget(profile, c) for c in cells}
+
+    def run_seeds(cell: str) -> list[int]:  # the seeds this invocation runs for a cell
+        return seeds if args.all_seeds else seeds[: budgets[cell]["seeds"]]
+
+    order = sorted(
+        cells, key=lambda c: plan.estimate_s(c, budgets[c], budgets[c]["seeds"], args.workers)
+    )
+    print("plan (estimated wall time at 1 thread per process, "
+          f"--workers {args.workers}):", flush=True)  # fmt: skip
+    for c in order:
+        hours = plan.estimate_s(c, budgets[c], len(run_seeds(c)), args.workers, args.arms) / 3600
+        print(f"  {c}: seeds {run_seeds(c)}, ~{hours:.1f} h", flush=True)
+    total = sum(plan.estimate_s(c, budgets[c], len(run_seeds(c)), args.workers, args.arms)
+                for c in order)  # fmt: skip
+    print(f"  total ~{total / 3600:.1f} h", flush=True)
+    if args.plan:
+        return 0
+    table = plan.table_plan(profile)  # the outputs cover every cell, whichever cells run
+
+    def write() -> dict:
+        doc = aggregate(profile, root, table, seeds, command)
+        render.write(doc, out)
+        return doc
+
+    if args.aggregate:  # only the outputs, from the units already there
+        write()
+        print(f"wrote {out.with_suffix('')}.{{json,md,png}}", flush=True)
+        return 0
+    for cell in order:
+        budget = budgets[cell]
+        converged = run_convergence(cell, seeds[0], budget, root, runs, args)
+        if args.check_convergence or not (converged or profile == "standard-smoke"):
+            continue  # (the smoke check's budget is under-trained by design)
+        for seed in run_seeds(cell):
+            run_seed(cell, seed, budget, root, runs, args, fidelity=seed == seeds[0])
+        write()
+    doc = write()
+    print(f"wrote {out.with_suffix('')}.{{json,md,png}}; missing runs: {len(doc['missing'])}",
+          flush=True)  # fmt: skip
+    return 0
