@@ -182,22 +182,25 @@ class Recipe:
 
     def float_at_width(self, genome: Genome, keep: Path | None = None) -> nn.Module:
         """``genome``'s architecture trained in float from a fresh initialisation by the float
-        recipe; kept in ``keep`` (``<genome key>.float.pt``) and read back from there."""
+        recipe; kept in ``keep`` (``<width key>.float.pt``: genomes of the same widths share
+        it, whatever their bits) and read back from there."""
         cfg = self.config
         model = fresh_at_width(self.base, self.graph, genome.ratios, seed=cfg.seed)
-        path = keep / f"{genome.key()}.float.pt" if keep is not None else None
+        key = genome.width_key()
+        path = keep / f"{key}.float.pt" if keep is not None else None
         if path is not None and path.exists():
             load_weights(model, read_checkpoint(path, ""), path,
                          "the architecture; delete it to train it again")  # fmt: skip
-            self.note(f"float model of genome {genome.key()} read from {path}")
+            self.note(f"float model at widths {key} read from {path}")
             return model.to(self.device)
-        self.note(f"training genome {genome.key()} in float at its width for "
-                  f"{cfg.pretrain_epochs:g} epochs, as the FP32 base was")  # fmt: skip
-        progress = TrainingProgress(path, genome.key(), self.note) if path else None
+        self.note(f"training the float model at widths {key} (ratios "
+                  f"{', '.join(f'{r:g}' for r in genome.ratios)}) for {cfg.pretrain_epochs:g} "
+                  "epochs, as the FP32 base was")  # fmt: skip
+        progress = TrainingProgress(path, key, self.note) if path else None
         pretrain_float(cfg, model, self.data, self.device, progress)
         self.note(f"float model at its width: val accuracy {self.accuracy(model):.2%}")
         if path is not None and progress is not None:
-            atomic_torch_save({"state_dict": checkpoint_state(model), "genome_key": genome.key(),
+            atomic_torch_save({"state_dict": checkpoint_state(model), "width_key": key,
                                "epochs": cfg.pretrain_epochs}, path)  # fmt: skip
             progress.discard()
         return model

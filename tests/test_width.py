@@ -125,8 +125,10 @@ def test_scratch_trains_at_the_chosen_width_with_the_fp32_epochs(tmp_path, monke
     for g in groups:  # the trained model has the genome's widths
         w = final["state_dict"][f"{g['group']}.weight"]
         assert w.shape[0] == g["new_width"]
-    chosen_float = read_checkpoint(run / "final" / f"{result.chosen['genome_key']}.float.pt", "")
-    assert chosen_float["genome_key"] == result.chosen["genome_key"]
+    genome = mogaqnn.Genome((4,) * 5, (8,) * 5, (2.0,) * len(groups))
+    assert genome.key() == result.chosen["genome_key"]
+    chosen_float = read_checkpoint(run / "final" / f"{genome.width_key()}.float.pt", "")
+    assert chosen_float["width_key"] == genome.width_key()
     # Trained from a fresh initialisation: not the base's channels copied.
     base = read_checkpoint(run / "base.pt", "")["state_dict"]["features.0.weight"]
     assert not torch.equal(chosen_float["state_dict"]["features.0.weight"][:6], base)
@@ -169,16 +171,17 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     assert trainings(out) == searched  # no evaluation repeated
     assert "FP32 base read from" in proc.stderr
     assert "pretraining the FP32" not in proc.stderr
-    assert "in float at its width" in proc.stderr  # it had not finished
+    assert "training the float model at widths" in proc.stderr  # it had not finished
     assert f"continuing from {partial}: step" in proc.stderr  # from its last finished epoch
     assert not partial.exists()
 
     # Killed after it finished (here: the final result is gone): it is read, not retrained.
+    chosen = json.loads((out / "result.json").read_text())["chosen"]["genome_key"]
     (out / "result.json").unlink()
     again = run_cli("resume", str(out))
     assert again.returncode == 0, again.stderr
-    assert f"final model of genome {partial.name.split('.')[0]} read from" in again.stderr
-    assert "in float at its width" not in again.stderr
+    assert f"final model of genome {chosen} read from" in again.stderr
+    assert "training the float model at widths" not in again.stderr
     assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 2.5
 
 
