@@ -87,6 +87,7 @@ class SearchConfig:
     distill_weight: float = 0.0
     distill_temperature: float = 4.0
     bn_reestimate_batches: int = 0
+    early_stop_sigmas: float = 0.0
     # final choice
     select: str = "match-fp32"
     min_compression: float | None = None
@@ -187,6 +188,10 @@ FIELD_HELP: dict[str, str] = {
     "distill_temperature": "softmax temperature of the distillation targets",
     "bn_reestimate_batches": "training batches that re-estimate BatchNorm statistics after "
     "widening and quantizing, before QAT (0: off)",
+    "early_stop_sigmas": "an individual's val pass stops once its accuracy so far is this many "
+    "standard errors (Wilson) below an individual at most its size already evaluated: it is "
+    "clearly dominated, and its accuracy on the images seen is recorded (0: every pass whole; "
+    "with several workers a stop depends on what the others have finished)",
     "final_init": "scratch: the chosen architecture is trained from a fresh initialisation "
     "at its width (pretraining as the base, cached as chosen_float.pt, then the final QAT); "
     "widen: the base widened by copying channels, then the final QAT",
@@ -390,6 +395,11 @@ def _validate(c: SearchConfig) -> None:
     if c.bn_reestimate_batches < 0:
         raise ConfigError(
             f"bn_reestimate_batches is {c.bn_reestimate_batches}; it must not be negative"
+        )
+    if not (c.early_stop_sigmas >= 0 and math.isfinite(c.early_stop_sigmas)):
+        raise ConfigError(
+            f"early_stop_sigmas is {c.early_stop_sigmas}; give a number of standard errors "
+            "(e.g. 3) or 0 for whole val passes"
         )
     if c.augment_crop < 0:
         raise ConfigError(f"augment_crop is {c.augment_crop}; it must not be negative")

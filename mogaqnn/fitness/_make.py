@@ -56,6 +56,7 @@ def make_evaluator(
         log_path=log_path,
         quant_ranges=cfg.quant_ranges,
         bn_reestimate_batches=cfg.bn_reestimate_batches,
+        stop_sigmas=cfg.early_stop_sigmas,
         start=start,
     )
 

@@ -54,7 +54,8 @@ class Objective:
     the bit operations when ``objectives`` names them."""
 
     space: SearchSpace
-    evaluate: Callable[[Genome], Evaluation]
+    # the fitness: genome, and the bar a val pass may stop under (Evaluator.__call__)
+    evaluate: Callable[[Genome, Callable[[int], float | None]], Evaluation]
     claims: Claims
     max_size_kib: float | None = None  # NSGA-II prefers individuals within it (a constraint)
     bops: Callable[[Genome], int] | None = None  # bit operations, recorded for every individual
@@ -88,7 +89,7 @@ class Objective:
             self._constrain(trial, earlier.user_attrs["size_bits"])
             return tuple(earlier.values)  # type: ignore[return-value]
         try:
-            result = self.evaluate(genome)
+            result = self.evaluate(genome, lambda size: _bar(trial.study, size))
         except TrainingDiverged as exc:  # an unfit individual: the search goes on
             reason = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(FAIL_REASON, reason)
@@ -110,6 +111,7 @@ class Objective:
         trial.set_user_attr("size_kib", result.size_bits / KIB_BITS)
         trial.set_user_attr("seconds", result.seconds)
         trial.set_user_attr("train_seconds", result.train_seconds + result.val_seconds)
+        trial.set_user_attr("val_samples", result.val_samples)
         trial.set_user_attr("cache_hit", False)
         self._constrain(trial, result.size_bits)
         values = [1.0 - result.val_accuracy, float(result.size_bits)]
@@ -151,6 +153,15 @@ def _store_generation(trial: optuna.Trial) -> None:
     frozen = trial_by_number(study, trial.number)
     if frozen is not None and hasattr(study.sampler, "get_trial_generation"):
         trial.set_user_attr(GENERATION, study.sampler.get_trial_generation(study, frozen))
+
+
+def _bar(study: optuna.Study, size_bits: int) -> float | None:
+    """The highest val accuracy of a completed individual at most ``size_bits`` large: an
+    individual clearly below it is dominated (None: nothing that small yet)."""
+    accs = [t.user_attrs["val_accuracy"] for t in study.get_trials(deepcopy=False,
+            states=(TrialState.COMPLETE,)) if t.user_attrs.get("size_bits", size_bits + 1)
+            <= size_bits]  # fmt: skip
+    return max(accs, default=None)
 
 
 def _earlier_result(study: optuna.Study, key: str, number: int) -> FrozenTrial | None:
