@@ -314,17 +314,18 @@ def test_the_committed_table_is_its_units_aggregated_again(tmp_path):
     """benchmarks/results/paper_table_standard.{json,md} are what --aggregate makes of the
     committed units, but for the commit and machine that aggregated them."""
     results = BENCHMARKS / "results"
-    doc = aggregate.aggregate("standard", results / "paper_table_standard",
+    record = results / "paper_table_standard_2026-11"
+    doc = aggregate.aggregate("standard", record,
                               plan.table_plan("standard"), [0, 1, 2],
                               "python benchmarks/paper_table.py --profile standard --seeds 0,1,2 "
                               "--aggregate")  # fmt: skip
     render.write(doc, tmp_path / "table.json")
-    committed = json.loads((results / "paper_table_standard.json").read_text())
+    committed = json.loads((record / "paper_table_standard.json").read_text())
     mine = json.loads((tmp_path / "table.json").read_text())
     for d in (committed, mine):
         del d["commit"], d["machine"]
     assert mine == committed
-    md = (results / "paper_table_standard.md").read_text()
+    md = (record / "paper_table_standard.md").read_text()
     assert _without_run_lines((tmp_path / "table.md").read_text()) == _without_run_lines(md)
 
 
