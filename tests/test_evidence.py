@@ -1,8 +1,9 @@
-"""The evidence benchmarks' bookkeeping, on hand-made units and runs (no training): the paper
-table's standard-profile statistics (benchmarks/_evidence.py and the cell aggregation of
-benchmarks/papertable/), the committed table aggregated again from its units, which commit a
-result ran at (benchmarks/_provenance.py), and which half-finished recipe-ablation cells
-continue."""
+"""The evidence benchmarks' bookkeeping, on hand-made units and runs (no training but one
+FP32 convergence check of a fraction of an epoch): the paper table's standard-profile
+statistics (benchmarks/_evidence.py and the cell aggregation of benchmarks/papertable/),
+the committed table and the README's headline aggregated again from its units, which
+commit a result ran at (benchmarks/_provenance.py), and which half-finished recipe-ablation
+cells continue."""
 
 import functools
 import json
@@ -13,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -21,6 +21,8 @@ import _evidence as ev  # noqa: E402
 import _provenance as provenance  # noqa: E402
 from papertable import aggregate, plan, render  # noqa: E402
 from papertable import units as runner  # noqa: E402
+
+from mogaqnn import SearchConfig  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # the script's processes import this checkout's package, as `PYTHONPATH=. python ...` does
@@ -44,167 +46,215 @@ def test_kendall_tau_is_tau_b_and_nan_without_a_pair():
     assert math.isnan(fitness_fidelity.kendall_tau([0.9], [0.8]))
 
 
-def test_evaluations_to_reach_follows_trial_order():
-    pts = [(0.5, 0.5), (0.2, 0.9), (0.3, 0.3)]  # HV after 1, 2, 3: 0.25, 0.28, 0.50
-    assert ev.hv_trajectory(pts) == pytest.approx([0.25, 0.28, 0.50])
-    assert ev.evaluations_to_reach(pts, 0.28) == 2
-    assert ev.evaluations_to_reach(pts, 0.30) == 3
-    assert ev.evaluations_to_reach(pts, 0.60) is None
+def test_verdicts_follow_the_interval_and_a_seed_without_a_model_fails():
+    assert ev.verdict([0.010, 0.012, 0.011])["verdict"] == "beyond noise"
+    tie = ev.verdict([0.01, -0.005, 0.002])
+    assert tie["verdict"] == "tie" and tie["low"] < 0 < tie["high"] and tie["n"] == 3
+    assert ev.verdict([-0.010, -0.012, -0.011])["verdict"] == "fails"
+    one = ev.verdict([0.02])
+    assert one["verdict"] == "n/a" and one["mean"] == pytest.approx(0.02) and one["low"] is None
+    assert ev.verdict([])["verdict"] == "n/a" and ev.verdict([])["mean"] is None
+    # a seed whose search trained no candidate that small: no model, whatever the others say
+    lost = ev.verdict([0.02, None, 0.03])
+    assert lost["verdict"] == "fails" and lost["without_model"] == 1 and lost["n"] == 2
+    assert "1 of 3 seed(s) without a model" in lost["why"]
+    # beating an FP32 baseline that did not converge at its budget does not count
+    assert ev.verdict([0.010, 0.012, 0.011], converged=False)["verdict"] == "n/a"
+    assert ev.side(ev.paired_interval([1.1, 1.2, 1.15]), 1.0) == "above"
+    assert ev.side(ev.paired_interval([1.1]), 1.0) is None
+
+
+def test_hypervolume_and_kendall_tau():
+    assert ev.hypervolume([(0.5, 0.5), (0.2, 0.9), (0.3, 0.3)]) == pytest.approx(0.50)
     assert ev.hypervolume([(1.2, 0.1)]) == 0.0  # outside the reference box
+    assert ev.hypervolume([]) == 0.0
+    assert ev.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert ev.kendall_tau([0.9], [0.8]) is None  # no pair
+    assert ev.kendall_tau([0.9, 0.9], [0.8, 0.7]) is None  # a constant ranking: undefined
 
 
-def _search(test, ratio, points):
-    return {"test_accuracy": test, "compression_ratio": ratio, "points": points}
+def _cand(trial, test, ratio, search_val, val):
+    return {"trial": trial, "genome_key": f"g{trial}", "chosen": False, "test_accuracy": test,
+            "compression_ratio": ratio, "search_val_accuracy": search_val, "val_accuracy": val,
+            "size_kib": 100 / ratio, "train_seconds": 1.0}  # fmt: skip
 
 
-def _units(seed: int, limited: float, unlimited_ratio: float) -> dict:
-    fp = {"fp32": {"test_accuracy": 0.90 + seed * 0.01},
-          "fp32_distilled": {"test_accuracy": 0.91 + seed * 0.01}}  # fmt: skip
-    uni = {f"uniform{b}": {"test_accuracy": 0.8} for b in (8, 4, 2)}
-    return {
-        "limited": {**_search(limited, 9.0, [(0.2, 0.1), (0.1, 0.5)]), **fp, "wall_s": 60},
-        "unlimited": _search(0.95, unlimited_ratio, [(0.1, 0.3)]),
-        "random": _search(0.85, 8.5, [(0.3, 0.1), (0.25, 0.6)]),
-        "uniform": uni,
-    }
+def _unit(cands, fp32=0.90, distilled=0.91, uniform=(8, 4, 2), points=((0.2, 0.1),)):
+    """A search unit as units.search_unit writes it: result.json's claims (the candidate with
+    the best final val at least that small, against the stronger FP32 baseline on test),
+    final_candidates, uniform_qat, both FP32 baselines, and the evaluated points."""
+    ref = max(fp32, distilled)
+    claims = []
+    for t in plan.CLAIM_THRESHOLDS:
+        at = [c for c in cands if c["compression_ratio"] >= t]
+        if not at:
+            claims.append({"compression": t, "trial": None})
+            continue
+        best = max(at, key=lambda c: (c["val_accuracy"], c["compression_ratio"]))
+        claims.append({"compression": t, "trial": best["trial"],
+                       "val_accuracy": best["val_accuracy"], "test_accuracy": best["test_accuracy"],
+                       "reference": "fp32" if fp32 >= distilled else "fp32_distilled",
+                       "reference_test_accuracy": ref,
+                       "test_accuracy_difference": best["test_accuracy"] - ref,
+                       "compression_ratio": best["compression_ratio"],
+                       "met": best["test_accuracy"] >= ref})  # fmt: skip
+    return {"claims": claims, "final_candidates": cands,
+            "uniform_qat": [{"bits": b, "test_accuracy": ref - 0.01 * (9 - b),
+                             "val_accuracy": 0.9, "compression_ratio": 32 / b} for b in uniform],
+            "fp32": {"test_accuracy": fp32}, "fp32_distilled": {"test_accuracy": distilled},
+            "points": [list(p) for p in points], "wall_s": 60.0}  # fmt: skip
 
 
-def test_cell_aggregate_claims_pairs_and_hypervolume():
-    units = {s: _units(s, 0.92 + s * 0.01, 5.0 if s < 2 else 3.0) for s in (0, 1, 2)}
-    del units[2]["random"]  # seed 2 unfinished: excluded and listed as missing
-    units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972}
-    c = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
-    assert c["seeds"] == [0, 1] and c["uniform_seeds"] == [0, 1]
-    assert c["missing"] == ["mnist5k/lenet5 seed 2 random", "mnist5k/lenet5 seed 0 fidelity"]
-    # the unfinished seed is shown beside the table, against its own stronger FP32 (0.93)
-    part = c["partial"][2]
-    assert part["units"] == ["limited", "unlimited", "uniform"]
-    assert part["stronger_fp32"] == "fp32_distilled"
-    assert part["models"]["limited"]["difference"] == pytest.approx(0.94 - 0.93)
-    assert part["models"]["uniform8"]["difference"] == pytest.approx(0.80 - 0.93)
-    assert sorted(part["models"]) == ["limited", "uniform2", "uniform4", "uniform8", "unlimited"]
-    line = render.partial_line(2, part)
-    assert line.startswith(
-        "seed 2, outside the table (3 of 4 units; missing: random): "
-        "FP32 92.00%, distilled 93.00%; MOGAQNN /8 94.00% at 9.0x (+1.00 pp)"
-    )
-    # a seed whose three searches are done is in the table without its uniform QAT unit
-    del units[1]["uniform"]
-    fewer = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2], [0, 1, 2])
-    assert fewer["seeds"] == [0, 1] and fewer["uniform_seeds"] == [0]
-    assert fewer["test_accuracy"]["uniform8"]["n"] == 1 and fewer["gap_by_seed"]["uniform8"] == []
-    assert fewer["test_accuracy"]["limited"]["n"] == 2
-    units[1]["uniform"] = _units(1, 0.93, 5.0)["uniform"]
-    assert c["stronger_fp32"] == "fp32_distilled"
-    assert c["test_accuracy"]["limited"]["mean"] == pytest.approx(0.925)
-    assert c["paired"]["limited"]["mean"] == pytest.approx(0.01)  # 0.92-0.91, 0.93-0.92
-    assert c["paired"]["limited"]["low"] == pytest.approx(0.01)  # no spread: zero width
-    eight, four = c["claim"]["8x"], c["claim"]["4x"]
-    assert eight["met"] and eight["sources"] == ["limited"]
-    assert four["met"] and four["sources"] == ["unlimited"]  # 5x >= 4x: the unlimited model
-    assert four["mean_test_accuracy"] == pytest.approx(0.95)
+def _seed(s: int, gain: float) -> dict:
+    """A seed's two units: MOGAQNN's candidates at 5x and 9x, ``gain`` above random's."""
+    d = 0.91 + 0.01 * s  # the stronger (distilled) baseline
+    mog = [_cand(1, d + gain, 9.0, 0.95, 0.93), _cand(2, d + gain + 0.01, 5.0, 0.96, 0.95),
+           _cand(3, d - 0.02, 12.0, 0.90, 0.90)]  # fmt: skip
+    rnd = [_cand(7, d - 0.01, 10.0, 0.94, 0.92), _cand(8, d, 4.5, 0.93, 0.94)]
+    return {"mogaqnn": _unit(mog, 0.90 + 0.01 * s, d, points=[(0.2, 0.1), (0.1, 0.5)]),
+            "random": _unit(rnd, 0.90 + 0.01 * s, d, uniform=(), points=[(0.3, 0.1)])}  # fmt: skip
+
+
+def test_cell_aggregate_claims_hypervolume_tau_and_missing_units():
+    units = {s: _seed(s, g) for s, g in ((0, 0.004), (1, 0.006), (2, 0.005))}
+    del units[2]["random"]  # seed 2 without its random search: MOGAQNN counts it, HV does not
+    units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972,
+                               "converged": True}  # fmt: skip
+    c = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2])
+    assert c["seeds"] == {"mogaqnn": [0, 1, 2], "random": [0, 1]}
+    assert c["missing"] == ["mnist5k/lenet5 seed 2 random"]
+    # at >= 8x: trial 1 (9x, the best final val at that size), +0.4 / +0.6 / +0.5 pp
+    eight = c["claims"]["8x"]["mogaqnn"]
+    assert eight["differences"] == [pytest.approx(g) for g in (0.004, 0.006, 0.005)]
+    assert eight["mean"] == pytest.approx(0.005) and eight["verdict"] == "beyond noise"
+    assert eight["low"] == pytest.approx(0.005 - 4.302652729911275 * 0.001 / math.sqrt(3))
+    assert eight["compression"]["mean"] == pytest.approx(9.0)
+    assert eight["references"] == ["fp32_distilled"]
+    # at >= 4x: trial 2 (5x, val 0.95), one point more accurate
+    assert c["claims"]["4x"]["mogaqnn"]["mean"] == pytest.approx(0.015)
+    # random search: -1 pp at 10x on both seeds (sd 0: an interval of width 0, below zero)
+    rnd = c["claims"]["8x"]["random"]
+    assert rnd["differences"] == [pytest.approx(-0.01)] * 2 and rnd["verdict"] == "fails"
+    assert c["claims"]["4x"]["random"]["mean"] == pytest.approx(0.0)  # trial 8, level
+    # the baselines come from the mogaqnn units' final stage
+    assert c["test_accuracy"]["fp32_distilled"]["mean"] == pytest.approx(0.92)
+    assert c["test_accuracy"]["fp32"]["n"] == 3
+    assert sorted(c["uniform"]) == ["2", "4", "8"] and c["uniform"]["8"]["n"] == 3
+    assert c["uniform"]["4"]["compression"] == pytest.approx(8.0)
+    # hypervolume of the final-trained fronts on (test error, size ratio), per seed with both
     h = c["hypervolume"]
-    assert h["evaluations"] == [2, 2]
-    assert h["limited"]["values"][0] == pytest.approx(0.1 * 0.5 + 0.8 * 0.9)  # 0.77
-    assert h["random"]["values"][0] == pytest.approx(0.05 * 0.4 + 0.7 * 0.9)  # 0.65
-    # random's final HV (0.65): MOGAQNN's first point alone (0.72) reaches it
-    assert h["evaluations_to_random_final"] == {"limited": [1, 1], "random": [2, 2]}
-    assert ev.claim_line(eight).startswith("at 8x claim met: MOGAQNN (limited) 92.50%")
-    # the claim plot's points: (compression, test - the stronger FP32's) per finished seed
-    gaps = c["gap_by_seed"]
-    assert gaps["limited"] == [pytest.approx([9.0, 0.01])] * 2
-    assert gaps["unlimited"] == [pytest.approx([5.0, 0.04]), pytest.approx([5.0, 0.03])]
-    assert gaps["uniform8"] == []  # these units record no compression for uniform QAT
-
-
-def test_search_to_final_val_change_pools_seed_cells_and_pairs_limited_with_random():
-    units = {s: _units(s, 0.92, 5.0) for s in (0, 1)}
-    for s, (lim, rnd) in enumerate([(-0.02, 0.01), (0.01, 0.00)]):
-        units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.95 + lim}
-        units[s]["random"] |= {"search_val_accuracy": 0.94, "val_accuracy": 0.94 + rnd}
-    cell = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
-    assert cell["search_to_final_val"]["limited"] == [pytest.approx(-0.02), pytest.approx(0.01)]
-    assert cell["search_to_final_val"]["unlimited"] == [None, None]  # the fields are missing
-    other = {0: _units(0, 0.92, 5.0)}
-    other[0]["limited"] |= {"search_val_accuracy": 0.90, "val_accuracy": 0.93}  # no random pair
-    summary = aggregate.search_to_final_summary(
-        {"a": cell, "b": aggregate.aggregate_cell("mnist5k/vgg11", other, [0], [0])}
+    assert h["seeds"] == [0, 1] and h["reference_point"] == [1.0, 1.0]
+    m0 = ev.hypervolume([(1 - (0.914), 1 / 9), (1 - 0.924, 1 / 5), (1 - 0.89, 1 / 12)])
+    r0 = ev.hypervolume([(1 - 0.90, 1 / 10), (1 - 0.91, 1 / 4.5)])
+    assert h["final"]["mogaqnn"][0] == pytest.approx(m0)
+    assert h["final"]["ratio"][0] == pytest.approx(m0 / r0)
+    assert h["final"]["n"] == 2 and h["final"]["side"] in ("above", "contains", "below")
+    assert h["search"]["ratio"][0] == pytest.approx(
+        ev.hypervolume([(0.2, 0.1)]) / ev.hypervolume([(0.3, 0.1)])  # equal evaluations: 1
     )
-    assert summary["limited"]["n"] == 3
-    assert summary["limited"]["mean"] == pytest.approx((-0.02 + 0.01 + 0.03) / 3)
-    assert summary["unlimited"]["n"] == 0
-    pair = summary["limited_minus_random"]  # -0.03 and +0.01; the unpaired seed-cell is left out
-    assert pair["n"] == 2 and pair["lower"] == 1 and pair["mean"] == pytest.approx(-0.01)
+    # Kendall's tau of search val against final val over the candidates, pooled over seeds
+    tau = c["kendall_tau"]["mogaqnn"]
+    assert tau["n"] == 9 and tau["per_seed"] == [pytest.approx(1.0)] * 3
+    pooled = ev.kendall_tau([0.95, 0.96, 0.90] * 3, [0.93, 0.95, 0.90] * 3)
+    assert tau["tau"] == pytest.approx(pooled)
+    assert tau["final_minus_search_val"]["mean"] == pytest.approx(-0.01)
+    assert c["kendall_tau"]["random"]["per_seed"] == [pytest.approx(-1.0)] * 2
+    # the plot's points: against each seed's stronger FP32
+    assert c["plot"]["fp32_distilled"] == [[1.0, 0.0]] * 3
+    assert c["plot"]["mogaqnn"][0][0] == pytest.approx([9.0, 0.004])
+    assert len(c["plot"]["uniform"]) == 9 and c["plot"]["random"][0][1] == [4.5, 0.0]
 
 
-def test_claim_falls_back_and_fails_where_it_should():
-    limited = {"test_accuracy": 0.90, "compression_ratio": 8.5}
-    unlimited = {"test_accuracy": 0.97, "compression_ratio": 2.0}
-    pick = ev.pick_for_threshold(4.0, limited, unlimited)
-    assert pick["source"] == "limited"  # the unlimited model compresses only 2x
-    c = ev.claim_at(4.0, [pick, None], [0.91, 0.91], "fp32")
-    assert not c["met"] and "1 seed(s) without a model" in c["why"] and "pp below" in c["why"]
-    assert ev.claim_line(c).startswith("at 4x claim not met")
-    ahead = ev.pick_for_threshold(4.0, {"test_accuracy": 0.95, "compression_ratio": 9.0}, None)
-    assert ev.claim_at(4.0, [ahead], [0.91], "fp32", fp32_converged=None)["met"]
-    under = ev.claim_at(4.0, [ahead], [0.91], "fp32", fp32_converged=False)
-    assert not under["met"] and under["why"] == "FP32 not converged at this budget"
+def test_a_cell_without_a_candidate_that_small_fails_and_an_empty_cell_waits():
+    units = {s: _seed(s, 0.005) for s in (0, 1)}
+    units[1]["mogaqnn"]["claims"][1] = {"compression": 8.0, "trial": None}  # none >= 8x
+    c = aggregate.aggregate_cell("fashion-mnist/vgg11", units, [0, 1, 2])
+    eight = c["claims"]["8x"]["mogaqnn"]
+    assert eight["verdict"] == "fails" and eight["differences"] == [pytest.approx(0.005), None]
+    assert c["claims"]["4x"]["mogaqnn"]["verdict"] == "beyond noise"  # sd 0, above zero
+    assert "fashion-mnist/vgg11 seed 0 convergence" in c["missing"]
+    failed = {0: {"mogaqnn": {"failed": "no evaluated individual meets the size target"}}}
+    f = aggregate.aggregate_cell("fashion-mnist/vgg11", failed, [0])
+    assert f["claims"]["4x"]["mogaqnn"]["verdict"] == "fails"
+    assert f["failed"]["mogaqnn"] == {"0": "no evaluated individual meets the size target"}
+    empty = aggregate.aggregate_cell("fashion-mnist/vgg11", {}, [0, 1, 2])
+    assert empty["claims"]["4x"]["mogaqnn"]["verdict"] == "n/a"
+    assert empty["hypervolume"]["final"]["side"] is None and len(empty["missing"]) == 7
 
 
-def test_a_uniform_unit_counts_only_when_its_models_started_from_the_fp32_base(tmp_path):
-    budget = {"pretrain_epochs": 1}
-    path = plan.unit_path(tmp_path, "mnist5k/lenet5", 0, "uniform")
-    plan.write_unit(path, {"budget": budget, "uniform8": {"test_accuracy": 0.9}})
-    assert plan.read_unit(path, budget) is None  # a supernet-slice start: run it again
-    plan.write_unit(path, {"budget": budget, "start": plan.UNIFORM_START})
-    assert plan.read_unit(path, budget)["start"] == "fp32 base"
-    limited = plan.unit_path(tmp_path, "mnist5k/lenet5", 0, "limited")
-    plan.write_unit(limited, {"budget": budget})  # the searches' units carry no start
-    assert plan.read_unit(limited, budget) == {"budget": budget}
-
-
-def test_evidence_markdown_states_the_headline_and_missing_runs(tmp_path):
-    units = {s: _units(s, 0.92 + s * 0.01, 5.0) for s in (0, 1)}
-    done = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1], [0, 1])
-    empty = aggregate.aggregate_cell("mnist5k/vgg11", {}, [0, 1], [0, 1])
-    for c in (done, empty):
+def _doc(cells: dict) -> dict:
+    for c in cells.values():
         c["budget"] = {}
-    doc = {"profile": "standard", "smoke_check": False, "command": "c", "commit": "abc",
-           "units_ran_at": ["abc"], "machine": "m", "seeds": [0, 1],
-           "cells": {"mnist5k/lenet5": done, "mnist5k/vgg11": empty},
-           "missing": done["missing"] + empty["missing"]}  # fmt: skip
-    text = render.evidence_markdown(doc)
-    assert "Claim met in 1 of 2 cells at 4x, 1 of 2 at 8x (1 of 2 cells have a finished" in text
-    assert (
-        "At 8x: the claim holds in mnist5k/lenet5; it does not in mnist5k/vgg11 (no finished seed)."
-    ) in text
-    assert "Smoke check" not in text
-    assert "mnist5k/vgg11 seed 1 random" in text  # listed among the missing runs
-    assert "outside the table" not in text  # no seed has only some of its units
-    started = aggregate.aggregate_cell(
-        "mnist5k/vgg11", {0: {"uniform": units[0]["uniform"]}}, [0], [0]
-    )
-    assert render.partial_line(0, started["partial"][0]) == (
-        "seed 0, outside the table (1 of 4 units; missing: limited, unlimited, random): FP32 —; "
-        "uniform 8-bit 80.00%; uniform 4-bit 80.00%; uniform 2-bit 80.00%")  # fmt: skip
-    doc["cells"]["mnist5k/vgg11"] = started | {"budget": {}}
-    assert "- mnist5k/vgg11: no finished seed\n  - seed 0, outside the table" in (
-        render.evidence_markdown(doc))  # fmt: skip
-    doc["cells"]["mnist5k/vgg11"] = empty
-    assert "fine-tune to the final training" not in text  # the units record no such val
-    for s in (0, 1):
-        units[s]["limited"] |= {"search_val_accuracy": 0.95, "val_accuracy": 0.94}
-        units[s]["random"] |= {"search_val_accuracy": 0.94, "val_accuracy": 0.945}
-    doc["cells"]["mnist5k/lenet5"] = aggregate.aggregate_cell(
-        "mnist5k/lenet5", units, [0, 1], [0, 1]
-    )
-    doc["search_to_final_val"] = aggregate.search_to_final_summary(doc["cells"])
-    text = render.evidence_markdown(doc)
-    assert "- MOGAQNN /8: -1.00 ± 0.00 (n 2)" in text
-    assert "- MOGAQNN /8 − random /8, paired: -1.50 pp on average, lower in 2 of 2" in text
-    # the claim plot draws a finished cell and an empty one side by side
-    png = render.plot_claim(doc, tmp_path / "claim.png")
+    return {"profile": "standard", "smoke_check": False, "command": "c", "commit": "abc",
+            "units_ran_at": ["abc"], "machine": "m", "seeds": [0, 1, 2], "defaults": None,
+            "headline": aggregate.headline(cells), "cells": cells,
+            "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
+
+
+def test_headline_counts_verdicts_per_dataset_and_front_wins(tmp_path):
+    # beyond noise at 4x and 8x, a tie, fails
+    gains = {"fashion-mnist/lenet5": (0.004, 0.006, 0.005),
+             "fashion-mnist/vgg11": (0.01, -0.01, 0.005),
+             "mnist5k/lenet5": (-0.01, -0.012, -0.011)}  # fmt: skip
+    cells = {}
+    for name in plan.table_plan("standard"):
+        g = gains.get(name)
+        units = {s: _seed(s, x) for s, x in enumerate(g)} if g else {}
+        if name == "mnist5k/vgg11":
+            units = {0: _seed(0, 0.002)}  # one seed: n/a, its mean counted
+        cells[name] = aggregate.aggregate_cell(name, units, [0, 1, 2])
+    doc = _doc(cells)
+    h = doc["headline"]
+    eight = h["claims"]["fashion-mnist 8x"]
+    assert eight["beyond noise"] == ["fashion-mnist/lenet5"]
+    assert eight["tie"] == ["fashion-mnist/vgg11"] and len(eight["no seed"]) == 3
+    assert eight["mean_at_least_0"] == ["fashion-mnist/lenet5", "fashion-mnist/vgg11"]
+    assert h["claims"]["mnist5k 8x"]["fails"] == ["mnist5k/lenet5"]
+    assert h["claims"]["mnist5k 8x"]["n/a"] == ["mnist5k/vgg11"]
+    assert h["claims"]["all 4x"]["cells"] == 10 and len(h["claims"]["all 4x"]["no seed"]) == 6
+    assert len(h["with_seed"]) == 4 and len(h["with_three"]) == 3
+    assert h["hypervolume"]["judged"] == ["fashion-mnist/lenet5", "fashion-mnist/vgg11",
+                                          "mnist5k/lenet5"]  # fmt: skip
+    text = render.headline_markdown(doc)
+    assert "| Fashion-MNIST at ≥ 8× | 1 | 1 | 0 | 0 | 3 | 2 of 2 |" in text
+    assert "| MNIST-5k at ≥ 8× | 0 | 0 | 1 | 1 | 3 | 1 of 2 |" in text
+    assert "| all 10 cells at ≥ 4× | 1 | 2 | 0 | 1 | 6 | 3 of 4 |" in text  # lenet5 -0.1: a tie
+    assert "Cells with seeds: 4 of 10 (3 with three). At ≥ 4× beyond noise: " in text
+    assert "in 3 of the 3 cells with two or more seeds of both" in text  # every front wins
+    md = render.evidence_markdown(doc)
+    assert md.startswith("# The paper table (profile `standard`)\n\n" + text)
+    assert "| fashion-mnist/lenet5 | 3/3 | +1.50 [" in md
+    assert "n/a (no seed)" in md and "n/a (one seed)" in md
+    png = render.plot_fronts(doc, tmp_path / "fronts.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_the_headline_block_is_replaced_between_its_markers():
+    page = f"intro\n{render.HEADLINE_START}\nold\n{render.HEADLINE_END}\nafter\n"
+    new = render.replace_headline(page, "new\n", "page")
+    assert new == f"intro\n{render.HEADLINE_START}\nnew\n{render.HEADLINE_END}\nafter\n"
+    assert render.headline_block(new) == "new\n"
+    with pytest.raises(ValueError, match="has no"):
+        render.replace_headline("no markers", "x", "page")
+
+
+def test_a_unit_counts_at_its_budget_while_its_package_defaults_hold(tmp_path):
+    budget = {"pretrain_epochs": 1, "seeds": 3}
+    path = plan.unit_path(tmp_path, "mnist5k/lenet5", 0, "mogaqnn")
+    defaults = plan.package_defaults(budget)
+    assert "pretrain_epochs" not in defaults and "seed" not in defaults
+    assert {"select", "final_candidates", "min_compression", "fitness"} <= defaults.keys()
+    plan.write_unit(path, {"budget": budget, "defaults": defaults})
+    assert plan.read_unit(path, budget) is not None
+    assert plan.read_unit(path, {**budget, "pretrain_epochs": 2}) is None  # another budget
+    changed = {**defaults, "final_candidates": defaults["final_candidates"] + 1}
+    plan.write_unit(path, {"budget": budget, "defaults": changed})
+    assert plan.read_unit(path, budget) is None  # a default changed since: run it again
+    fewer = {k: v for k, v in defaults.items() if k != "fitness"}  # a key it did not know
+    plan.write_unit(path, {"budget": budget, "defaults": fewer})
+    assert plan.read_unit(path, budget) is not None
+    plan.write_unit(path, {"budget": budget})  # no record of its defaults
+    assert plan.read_unit(path, budget) is None
 
 
 def _repo(tmp_path, monkeypatch):
@@ -276,33 +326,54 @@ def test_recipe_ablation_continues_a_cell_of_its_config_and_restarts_another(tmp
     assert not (tmp_path / "cell").exists()
 
 
-def _plan(*extra):
+def _plan(*extra, cells="lenet5:fashion-mnist"):
     script = BENCHMARKS / "paper_table.py"
-    out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--cells",
-                          "lenet5:fashion-mnist", "--seeds", "0,1,2", "--plan", *extra],
+    out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--cells", cells,
+                          "--seeds", "0,1,2", "--plan", *extra],
                          check=True, capture_output=True, text=True, env=CHECKOUT,
                          cwd=script.parents[1])  # fmt: skip
     return out.stdout
 
 
-def test_the_plan_runs_its_own_seed_count_unless_every_seed_is_asked_for():
-    assert "fashion-mnist/lenet5: seeds [0], " in _plan()  # the plan's one Fashion-MNIST seed
-    assert "fashion-mnist/lenet5: seeds [0, 1, 2], " in _plan("--all-seeds")
+def test_the_plan_runs_fashion_mnist_first_three_seeds_a_cell_and_says_what_remains():
+    every = ",".join(f"{m}:{d}" for d in plan.DATASETS for m in plan.MODELS)
+    lines = [x.strip() for x in _plan(cells=every).splitlines() if x.startswith("  ")]
+    cells = [x.split(":")[0] for x in lines[:-1]]
+    assert cells == list(plan.table_plan("standard"))  # the tables' order is the run order
+    assert [c.split("/")[0] for c in cells] == ["fashion-mnist"] * 5 + ["mnist5k"] * 5
+    assert all(": seeds [0, 1, 2], ~" in x and " of 7 units, ~" in x for x in lines[:-1])
+    assert lines[-1].startswith("total ~") and "; to run: " in lines[-1]
+    assert "fashion-mnist/lenet5: seeds [0, 1, 2, 3], " in _plan("--all-seeds", "--seeds",
+                                                                "0,1,2,3")  # fmt: skip
 
 
 def test_arms_names_units_and_a_wrong_one_is_refused_in_a_sentence():
     def hours(*extra) -> float:
-        return float(_plan(*extra).split("fashion-mnist/lenet5: seeds [0], ~")[1].split(" h")[0])
+        return float(_plan(*extra).split("fashion-mnist/lenet5: seeds [0, 1, 2], ~")[1]
+                     .split(" h")[0])  # fmt: skip
 
-    every, some, uniform = hours(), hours("--arms", "uniform,random"), hours("--arms", "uniform")
-    assert every > some > uniform > 0  # uniform QAT alone: no supernet, no search
+    both, mogaqnn = hours(), hours("--arms", "mogaqnn")
+    assert both > mogaqnn > hours("--arms", "random") > 0  # the supernet is the mogaqnn arm's
     script = BENCHMARKS / "paper_table.py"
     out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--arms",
-                          "uniform,fp32", "--plan"], capture_output=True, text=True,
+                          "mogaqnn,uniform", "--plan"], capture_output=True, text=True,
                          env=CHECKOUT, cwd=script.parents[1])  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert ("--arms: 'uniform,fp32' is not a list of limited, unlimited, random, uniform"
-            in out.stderr)  # fmt: skip
+    assert "--arms: 'mogaqnn,uniform' is not a list of mogaqnn, random" in out.stderr
+
+
+def test_the_estimate_counts_k_candidates_both_searches_and_the_mogaqnn_final_stage():
+    budget = plan.standard_budget("standard", "fashion-mnist/lenet5")
+    one = plan.unit_s("fashion-mnist/lenet5", budget, 2)
+    more = plan.unit_s("fashion-mnist/lenet5", {**budget, "final_candidates": 3}, 2)
+    candidate = 15.0 * (2 * 8 + 2.8 * 2)  # P + F at ~2x the width, 15 s an epoch
+    k = plan.final_candidates(budget)
+    assert more["random"] - one["random"] == pytest.approx((3 - k) * candidate)
+    assert more["mogaqnn"] - one["mogaqnn"] == pytest.approx((3 - k) * candidate)
+    assert one["mogaqnn"] - one["random"] > 9 * 8 * 15  # the base and the supernet
+    assert plan.estimate_s("fashion-mnist/lenet5", budget, 3, 2) == pytest.approx(
+        3 * (one["mogaqnn"] + one["random"]) + one["convergence"]
+    )
 
 
 def _without_run_lines(text: str) -> list[str]:
@@ -310,56 +381,96 @@ def _without_run_lines(text: str) -> list[str]:
     return [x for x in text.splitlines() if not x.startswith(("Commit: ", "Machine: "))]
 
 
-def test_the_committed_table_is_its_units_aggregated_again(tmp_path):
+def test_the_committed_table_and_headline_are_its_units_aggregated_again(tmp_path):
     """benchmarks/results/paper_table_standard.{json,md} are what --aggregate makes of the
-    committed units, but for the commit and machine that aggregated them."""
+    committed units, but for the commit and machine that aggregated them; the headline in
+    README.md and docs/evidence.md is what they render: it is never typed."""
     results = BENCHMARKS / "results"
-    record = results / "paper_table_standard_2026-11"
-    doc = aggregate.aggregate("standard", record,
+    doc = aggregate.aggregate("standard", results / "paper_table_standard",
                               plan.table_plan("standard"), [0, 1, 2],
                               "python benchmarks/paper_table.py --profile standard --seeds 0,1,2 "
                               "--aggregate")  # fmt: skip
     render.write(doc, tmp_path / "table.json")
-    committed = json.loads((record / "paper_table_standard.json").read_text())
+    committed = json.loads((results / "paper_table_standard.json").read_text())
     mine = json.loads((tmp_path / "table.json").read_text())
     for d in (committed, mine):
         del d["commit"], d["machine"]
     assert mine == committed
-    md = (record / "paper_table_standard.md").read_text()
+    md = (results / "paper_table_standard.md").read_text()
     assert _without_run_lines((tmp_path / "table.md").read_text()) == _without_run_lines(md)
+    block = render.headline_markdown(doc)
+    for page in ("README.md", "docs/evidence.md"):
+        assert render.headline_block((BENCHMARKS.parent / page).read_text()) == block, (
+            f"{page}'s headline differs from the committed units': run "
+            "`python benchmarks/paper_table.py --profile standard --aggregate`"
+        )
 
 
-def test_seed_units_survive_a_lost_run_directory(tmp_path):
-    """uniform QAT takes the FP32 base from whichever sibling search still has it, and the
-    convergence check needs no search: a checkout without runs/ continues."""
-    d = tmp_path / "s0"
-    for arm in ("limited", "random"):
-        (d / arm).mkdir(parents=True)
-    (d / "random" / "base.pt").write_bytes(b"")
-    assert runner.base_run(d) == d / "random"
-    (d / "limited" / "base.pt").write_bytes(b"")
-    assert runner.base_run(d) == d / "limited"
+def test_the_convergence_check_needs_no_run_directory_and_random_search_copies_finished_files(
+    tmp_path, monkeypatch
+):
+    """The convergence check needs no search: a checkout without runs/ continues. The
+    random search starts from the mogaqnn run's base, supernet and finished final
+    trainings, copied before it starts."""
     budget = {"pretrain_epochs": 0.05, "final_epochs": 0.05, "batch_size": 64}
     config = runner.standard_config("mnist5k/lenet5", budget, 0, tmp_path / "gone",
-                                    arm="limited", workers=1, device="cpu")  # fmt: skip
+                                    arm="mogaqnn", workers=1, device="cpu")  # fmt: skip
     unit = runner.convergence_unit(config, "cpu")
     assert not (tmp_path / "gone").exists()
-    # no sibling kept a base: uniform QAT's is trained alone where the limited search runs
-    lost = tmp_path / "lost"
-    limited = runner.standard_config("mnist5k/lenet5", budget, 0, lost / "limited",
-                                     arm="limited", workers=1, device="cpu")  # fmt: skip
-    assert runner.pretrained_run(lost, limited) == lost / "limited"
-    assert (lost / "limited" / "base.pt").exists()
-    assert not (lost / "limited" / "study.journal").exists()  # the base alone
-    assert runner.pretrained_run(d, limited) == d / "limited"  # a sibling's base: nothing trained
-    # uniform QAT starts from that base itself: no supernet (the search's fitness start) needed
-    assert limited.fitness == "supernet" and not (lost / "limited" / "supernet.pt").exists()
-    uniform = runner.uniform_unit(lost / "limited", "cpu")
-    assert uniform["start"] == "fp32 base"
-    base_val = torch.load(lost / "limited" / "base.pt", weights_only=True)["val_accuracy"]
-    assert uniform["uniform8"]["val_accuracy"] == pytest.approx(base_val, abs=0.05)
-    assert uniform["uniform8"]["compression_ratio"] > 3.5
     once, twice = unit["val_accuracy"], unit["val_accuracy_doubled"]
     assert unit["epochs_doubled"] == pytest.approx(0.2) and 0 < once < 1 and 0 < twice < 1
     assert unit["difference_pp"] == pytest.approx(100 * (twice - once))
     assert unit["converged"] == (abs(unit["difference_pp"]) < 0.5)
+    # the arms: the package's defaults but the sampler, and no uniform QAT for random search
+    defaults = SearchConfig()
+    rnd = runner.standard_config("mnist5k/lenet5", budget, 0, tmp_path / "s0" / "random",
+                                 arm="random", workers=1, device="cpu")  # fmt: skip
+    assert (config.sampler, rnd.sampler) == ("nsga2", "random") and rnd.uniform_qat_bits == ()
+    assert config.uniform_qat_bits == defaults.uniform_qat_bits
+    for key in ("select", "min_compression", "final_candidates", "fitness"):
+        assert getattr(config, key) == getattr(rnd, key) == getattr(defaults, key)
+    src = tmp_path / "s0" / "mogaqnn"
+    (src / "final").mkdir(parents=True)
+    for name in ("base.pt", "supernet.pt", "final/fp32.pt", "final/g1.pt", "final/g2.pt.partial"):
+        (src / name).write_bytes(name.encode())
+    runner.seed_sibling(src, rnd.out and tmp_path / "s0" / "random", rnd)
+    dst = tmp_path / "s0" / "random"
+    assert (dst / "supernet.pt").read_bytes() == b"supernet.pt"
+    assert sorted(p.name for p in (dst / "final").iterdir()) == ["fp32.pt", "g1.pt"]
+    assert json.loads((dst / "config.json").read_text())["sampler"] == "random"
+    (src / "final" / "g3.pt").write_bytes(b"")
+    runner.seed_sibling(src, dst, rnd)  # the random run has begun: left as it is
+    assert not (dst / "final" / "g3.pt").exists()
+    # other package defaults: another run directory (a search refuses another's config)
+    runs = tmp_path / "runs"
+    here = runner.run_directory(runs, "mnist5k/lenet5", 0, budget)
+    monkeypatch.setattr(runner, "package_defaults", lambda b: {"final_candidates": 99})
+    assert runner.run_directory(runs, "mnist5k/lenet5", 0, budget) != here
+
+
+def test_the_smoke_profile_runs_a_cell_and_seed_end_to_end(tmp_path):
+    """The machinery on a budget of seconds: convergence, both searches with their final
+    stages, the aggregate; under --runs, never the README's headline."""
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    script = BENCHMARKS / "paper_table.py"
+    subprocess.run([sys.executable, str(script), "--profile", "standard-smoke", "--cells",
+                    "lenet5:mnist5k", "--seeds", "0", "--runs", str(tmp_path)], check=True,
+                   capture_output=True, text=True, env={**CHECKOUT, "OMP_NUM_THREADS": "1"},
+                   cwd=script.parents[1], timeout=300)  # fmt: skip
+    root = tmp_path / "results" / "paper_table_standard-smoke"
+    budget = plan.standard_budget("standard-smoke", "mnist5k/lenet5")
+    mog, rnd, conv = (plan.read_unit(plan.unit_path(root, "mnist5k/lenet5", 0, a), budget)
+                      for a in ("mogaqnn", "random", "convergence"))  # fmt: skip
+    assert conv is not None and "converged" in conv
+    for u in (mog, rnd):
+        assert [c["compression"] for c in u["claims"]] == [4.0, 8.0]
+        assert u["final_candidates"] and u["points"] and u["timing"]["final_s"] > 0
+        assert u["fp32"]["test_accuracy"] > 0 and u["environment"] and u["commit"]
+    assert [r["bits"] for r in mog["uniform_qat"]] == [8, 4, 2] and rnd["uniform_qat"] == []
+    # the random search read the mogaqnn run's FP32 baselines: the same models
+    assert rnd["fp32"]["test_accuracy"] == mog["fp32"]["test_accuracy"]
+    assert rnd["timing"]["pretrain_s"] == 0.0  # its base was copied
+    doc = json.loads((tmp_path / "results" / "paper_table_standard-smoke.json").read_text())
+    assert doc["smoke_check"] and doc["cells"]["mnist5k/lenet5"]["seeds"]["mogaqnn"] == [0]
+    assert doc["defaults"]["final_candidates"] == SearchConfig().final_candidates
+    assert (BENCHMARKS.parent / "README.md").read_text() == readme

@@ -15,6 +15,7 @@ from .units import run_convergence, run_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
+HEADLINE_PAGES = [ROOT / "README.md", ROOT / "docs" / "evidence.md"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,12 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--arms",
         default=",".join(plan.ARMS),
-        help=f"the units to run per seed, of {','.join(plan.ARMS)} (default: all; the others are "
-        "left as they are)",
-    )
-    p.add_argument("--fidelity-individuals", type=int, default=plan.FIDELITY_INDIVIDUALS)
-    p.add_argument(
-        "--fidelity-all", action="store_true", help="the fidelity check on every cell, not two"
+        help=f"the searches to run per seed, of {','.join(plan.ARMS)} (default: both; the others "
+        "are left as they are; the convergence check runs in any case)",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
@@ -71,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         "--runs",
         type=Path,
         default=ROOT / "runs",
-        help="the searches' run directories go under RUNS/paper_table_<profile>/",
+        help="the searches' run directories go under RUNS/paper_table_<profile>/ (and the "
+        "smoke check's results under RUNS/results/)",
     )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cells = [f"{d}/{m}" for d in plan.DATASETS for m in plan.MODELS]
+    cells = list(plan.STANDARD)
     if args.cells:
         cells = []
         for spec in args.cells.split(","):
@@ -98,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: str) -> int:
-    """The plan of ``cells``, then (unless only the plan or the outputs are asked for) each
-    cell's convergence check and, where it converged, its seeds' units, cheapest cell first;
-    the outputs, over every cell, after each cell and at the end."""
+    """The plan of ``cells`` (hours per cell, and what remains), then (unless only the plan
+    or the outputs are asked for) each cell's convergence check and, where it converged,
+    its seeds' units, Fashion-MNIST first and each dataset's cheapest cell first; the
+    outputs, over every cell, after each cell and at the end."""
     profile = args.profile
     # the smoke check's figures mean nothing: they stay under runs/ (not committed)
-    results = RESULTS if profile == "standard" else ROOT / "runs" / "results"
+    results = RESULTS if profile == "standard" else args.runs / "results"
     root = results / f"paper_table_{profile}"
     runs = args.runs / f"paper_table_{profile}"
     out = results / f"paper_table_{profile}.json"
@@ -112,17 +111,8 @@ def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: s
     def run_seeds(cell: str) -> list[int]:  # the seeds this invocation runs for a cell
         return seeds if args.all_seeds else seeds[: budgets[cell]["seeds"]]
 
-    order = sorted(
-        cells, key=lambda c: plan.estimate_s(c, budgets[c], budgets[c]["seeds"], args.workers)
-    )
-    print("plan (estimated wall time at 1 thread per process, "
-          f"--workers {args.workers}):", flush=True)  # fmt: skip
-    for c in order:
-        hours = plan.estimate_s(c, budgets[c], len(run_seeds(c)), args.workers, args.arms) / 3600
-        print(f"  {c}: seeds {run_seeds(c)}, ~{hours:.1f} h", flush=True)
-    total = sum(plan.estimate_s(c, budgets[c], len(run_seeds(c)), args.workers, args.arms)
-                for c in order)  # fmt: skip
-    print(f"  total ~{total / 3600:.1f} h", flush=True)
+    order = plan.run_order(cells, budgets)
+    print_plan(order, budgets, run_seeds, root, args)
     if args.plan:
         return 0
     table = plan.table_plan(profile)  # the outputs cover every cell, whichever cells run
@@ -130,6 +120,8 @@ def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: s
     def write() -> dict:
         doc = aggregate(profile, root, table, seeds, command)
         render.write(doc, out)
+        if profile == "standard":  # the headline the README and docs/evidence.md quote
+            render.write_headline(doc, HEADLINE_PAGES)
         return doc
 
     if args.aggregate:  # only the outputs, from the units already there
@@ -142,9 +134,36 @@ def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: s
         if args.check_convergence or not (converged or profile == "standard-smoke"):
             continue  # (the smoke check's budget is under-trained by design)
         for seed in run_seeds(cell):
-            run_seed(cell, seed, budget, root, runs, args, fidelity=seed == seeds[0])
+            run_seed(cell, seed, budget, root, runs, args)
         write()
     doc = write()
     print(f"wrote {out.with_suffix('')}.{{json,md,png}}; missing runs: {len(doc['missing'])}",
           flush=True)  # fmt: skip
     return 0
+
+
+def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
+               args: argparse.Namespace) -> None:  # fmt: skip
+    """Per cell in run order: its seeds, its estimated hours, and what remains of it (the
+    units not yet done at this budget and the package's defaults)."""
+    print(f"plan (estimated wall hours at 1 thread per process, --workers {args.workers}; "
+          f"units per seed: {', '.join(args.arms)}; once per cell: convergence):",
+          flush=True)  # fmt: skip
+    total = left = 0.0
+    todo_units = 0
+    for c in order:
+        b, s = budgets[c], run_seeds(c)
+        units = plan.unit_s(c, b, args.workers)
+        hours = plan.estimate_s(c, b, len(s), args.workers, tuple(args.arms))
+        todo = [(seed, a) for seed in s for a in args.arms
+                if plan.read_unit(plan.unit_path(root, c, seed, a), b) is None]  # fmt: skip
+        if s and plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) is None:
+            todo.append((s[0], "convergence"))
+        remaining = sum(units[a] for _, a in todo)
+        total, left, todo_units = total + hours, left + remaining, todo_units + len(todo)
+        per_unit = ", ".join(f"{a} {units[a] / 3600:.1f}" for a in ("convergence", *args.arms))
+        print(f"  {c}: seeds {s}, ~{hours / 3600:.1f} h ({per_unit} h a unit); to run: "
+              f"{len(todo)} of {len(s) * len(args.arms) + 1} units, ~{remaining / 3600:.1f} h",
+              flush=True)  # fmt: skip
+    print(f"  total ~{total / 3600:.1f} h; to run: {todo_units} units, ~{left / 3600:.1f} h",
+          flush=True)  # fmt: skip
