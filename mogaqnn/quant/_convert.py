@@ -65,7 +65,7 @@ def calibrate(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
     for m in model.modules():
         if isinstance(m, QuantLayer):
-            m.act_calibrated.fill_(False)
+            m.set_activation_state(calibrated=False)
     model(x)
     model.train(was_training)
 
