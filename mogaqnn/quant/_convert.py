@@ -9,6 +9,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ._layers import QuantConv2d, QuantLayer, QuantLinear
+from ._multibit import MultiBitLayer
 
 __all__ = ["LayerBits", "quantize_model", "quantizable_layers", "calibrate", "set_range_mode"]
 
@@ -60,11 +61,11 @@ def quantize_model(model: nn.Module, bits: LayerBits) -> nn.Module:
 @torch.no_grad()
 def calibrate(model: nn.Module, x: torch.Tensor) -> None:
     """Set every quantized layer's activation range from one batch, in eval mode (so
-    BatchNorm's running statistics are not touched)."""
+    BatchNorm's running statistics are not touched); a multi-bit layer's at every bit width."""
     was_training = model.training
     model.eval()
     for m in model.modules():
-        if isinstance(m, QuantLayer):
+        if isinstance(m, (QuantLayer, MultiBitLayer)):
             m.set_activation_state(calibrated=False)
     model(x)
     model.train(was_training)
