@@ -150,6 +150,9 @@ class MultiBitLayer:
 
     def quantized_weight(self) -> torch.Tensor:
         b = self.weight_bits
+        if b == 1:  # binarize has no zero code: weights masked to zero must stay zero
+            q = lsq_per_channel(self.weight, getattr(self, _weight_step(b)), b)
+            return q * (self.weight != 0)
         if b <= LSQ_MAX_BITS:
             return lsq_per_channel(self.weight, getattr(self, _weight_step(b)), b)
         return fake_quant_per_channel(self.weight, weight_scale_for(self.weight, b, 1.0), b)
