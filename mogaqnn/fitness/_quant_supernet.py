@@ -146,10 +146,12 @@ def train_quant_supernet(
 
 def calibrate_quant_supernet(supernet: nn.Module, images: torch.Tensor, space: SearchSpace) -> None:
     """Every layer's activation steps at every bit width from one batch through the widest
-    network at the most bits; the weight steps come from the weights when the layers are made."""
+    network at the most bits, BatchNorm normalising by the batch (the supernet's running
+    statistics mix all widths: calibrated on them, ResNet-20's steps fit no width); the
+    weight steps come from the weights when the layers are made."""
     w, a = space.weight_bit_choices, space.act_bit_choices
     set_bits(supernet, dict.fromkeys(space.layers, (max(w), max(a))))
-    calibrate(supernet, images)
+    calibrate(supernet, images, batch_statistics=True)
 
 
 @torch.no_grad()
