@@ -81,8 +81,8 @@ class SearchConfig:
     # width: how the final model and the fitness reach an individual's width
     final_init: str = "scratch"
     fitness: str = "supernet"  # the best rank fidelity per second: fitness/_starts.py
-    supernet_qat_fraction: float = 0.5  # quant-supernet: fitness/_starts.py
-    bn_recalibration_batches: int = 8  # quant-supernet: fitness/_starts.py
+    supernet_qat_fraction: float = 0.25  # quant-supernet, by rank fidelity: fitness/_starts.py
+    bn_recalibration_batches: int = 4  # quant-supernet: fitness/_starts.py
     # quantized training recipe
     quant_ranges: str = "lsq"
     lsq_scale_lr: float = 10.0  # by val at both budgets: benchmarks/results/lsq_scale_lr.txt
