@@ -233,3 +233,17 @@ def test_a_run_stopped_in_the_quantization_aware_phase_keeps_its_float_phase(tmp
     assert any("float phase read from" in n for n in notes)
     assert (tmp_path / QUANT_SUPERNET).is_file()
     assert not (tmp_path / "quant_supernet.float.pt").exists()
+
+
+def test_calibrating_on_batch_statistics_leaves_the_running_ones_as_they_were():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    model[1].running_mean.fill_(5.0)  # statistics that describe nothing: every input < 0
+    quantize_model(model, {"0": (8, 8), "3": (8, 8)}).eval()
+    before = {k: v.clone() for k, v in model[1].state_dict().items()}
+    x = torch.randn(16, 1, 8, 8)
+    calibrate(model, x)
+    on_running = model[3].act_scale.clone()
+    calibrate(model, x, batch_statistics=True)
+    assert all(torch.equal(before[k], v) for k, v in model[1].state_dict().items())
+    assert model[3].act_scale > on_running  # half of the normalised batch is positive
+    assert not model.training and not model[1].training  # the modes as they were
