@@ -248,7 +248,7 @@ def quant_supernet_start(
             atomic_torch_save({"state_dict": _cpu_state(supernet), "epochs": float_epochs},
                               float_path)  # fmt: skip
             progress.discard()
-    make_quant_supernet(supernet.to(device), space)
+    make_quant_supernet(supernet, space).to(device)
     idx = calibration_indices(train_subset.y.numpy(), CALIBRATION_SAMPLES, cfg.seed)
     calibrate_quant_supernet(supernet, train_subset.x[torch.from_numpy(idx)].to(device), space)
     if path.exists():

@@ -127,12 +127,13 @@ class QuantLayer:
     def _init_quant(self, weight_bits: int, act_bits: int) -> None:
         self.weight_bits = int(weight_bits)
         self.act_bits = int(act_bits)
+        on = {"device": self.weight.device}  # beside the weights, wherever they are
         self.register_buffer("weight_clip", best_clip_ratio(self.weight, self.weight_bits))
-        self.register_buffer("act_scale", torch.ones(1))
+        self.register_buffer("act_scale", torch.ones(1, **on))
         # Buffers, so that a saved state dict restores them: calibrated on the first batch
         # seen unless calibrate_activation ran before; signed when that batch had negatives.
-        self.register_buffer("act_calibrated", torch.tensor(False))
-        self.register_buffer("act_is_signed", torch.tensor(False))
+        self.register_buffer("act_calibrated", torch.tensor(False, **on))
+        self.register_buffer("act_is_signed", torch.tensor(False, **on))
         self._act_calibrated = False
         self._act_signed = False
 

@@ -81,20 +81,21 @@ class MultiBitLayer:
         if not self.weight_choices or not self.act_choices:
             raise ModelError("a multi-bit layer needs at least one weight and one activation bit")
         self.weight_bits, self.act_bits = self.weight_choices[-1], self.act_choices[-1]
+        on = {"device": self.weight.device}  # a layer made on a GPU has its steps there
         for b in self.weight_choices:
             if b <= LSQ_MAX_BITS:
                 step = weight_scale_for(self.weight, b, best_clip_ratio(self.weight, b))
                 self.register_parameter(_weight_step(b), nn.Parameter(step))
         for b in self.act_choices:
             if b <= LSQ_MAX_BITS:
-                self.register_parameter(_act_step(b), nn.Parameter(torch.ones(1)))
+                self.register_parameter(_act_step(b), nn.Parameter(torch.ones(1, **on)))
             else:
-                self.register_buffer(_act_step(b), torch.ones(1))
+                self.register_buffer(_act_step(b), torch.ones(1, **on))
         # |x| at calibration: the activation step of bits outside the choices (at_bits)
-        self.register_buffer("act_range", torch.ones(1))
+        self.register_buffer("act_range", torch.ones(1, **on))
         # as QuantLayer: buffers for the state dict, Python mirrors for the forward
-        self.register_buffer("act_calibrated", torch.tensor(False))
-        self.register_buffer("act_is_signed", torch.tensor(False))
+        self.register_buffer("act_calibrated", torch.tensor(False, **on))
+        self.register_buffer("act_is_signed", torch.tensor(False, **on))
         self._act_calibrated = False
         self._act_signed = False
 
