@@ -12,6 +12,16 @@ the final protocol's val accuracy (full val split). The test split is never read
     python benchmarks/fitness_fidelity.py --models lenet5 --individuals 20
     python benchmarks/fitness_fidelity.py --models resnet20 --individuals 20
     python benchmarks/fitness_fidelity.py --from-run RUN_DIR --individuals 20
+    python benchmarks/fitness_fidelity.py --models lenet5 --fitnesses supernet,quant-supernet \
+        --genomes bits
+
+``quant-supernet`` is evaluated at ``--quant-search-epochs`` (default 0: the slice as it is)
+with ``--qat-fraction`` and ``--bn-batches`` (its supernet under ``runs/.../quant_q<F>/``);
+its rows say so in the fitness's label, so that settings can be compared on the same
+individuals. ``--genomes``: ``random`` (each layer's bits and each group's ratio drawn),
+``widths`` (8-bit weights and activations everywhere, ratios drawn: width-varying at fixed
+bits) or ``bits`` (every ratio 1.0, bits drawn: bit-varying at a fixed width). A fitness added
+later to individuals already trained by the final protocol reuses their final accuracy.
 
 ``--from-run``: the individuals of a finished search's last front and population (not random
 genomes), each trained with the run's final recipe and tested once; Kendall's tau between
@@ -43,7 +53,7 @@ from scipy.stats import kendalltau
 
 import mogaqnn
 from mogaqnn import Recipe, Search
-from mogaqnn.fitness import SUPERNET, make_evaluator
+from mogaqnn.fitness import QUANT_SUPERNET, SUPERNET, make_evaluator
 from mogaqnn.genome import Genome, SearchSpace
 from mogaqnn.run import (
     load_run,
@@ -55,7 +65,8 @@ from mogaqnn.train import evaluate_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-FITNESSES = ("widen", "scratch", "supernet")
+FITNESSES = ("widen", "scratch", "supernet", "quant-supernet")
+GENOME_SETS = ("random", "widths", "bits")
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -63,23 +74,60 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return float(kendalltau(a, b).statistic) if len(a) > 1 else float("nan")
 
 
-def random_genomes(space: SearchSpace, n: int, seed: int) -> list[Genome]:
-    rng = random.Random(seed)
-    return [
-        Genome(
-            tuple(rng.choice(space.weight_bit_choices) for _ in space.layers),
-            tuple(rng.choice(space.act_bit_choices) for _ in space.layers),
-            tuple(rng.choice(space.ratio_choices) for _ in space.groups),
-        )
-        for _ in range(n)
-    ]
+def random_genomes(space: SearchSpace, n: int, seed: int, kind: str = "random") -> list[Genome]:
+    """``n`` seeded genomes of ``kind`` (GENOME_SETS): every gene drawn, or only the ratios
+    (8 bits everywhere, or the most the space allows), or only the bits (ratios 1.0)."""
+    rng = random.Random(seed if kind == "random" else f"{seed}:{kind}")
+    w8, a8 = max(space.weight_bit_choices), max(space.act_bit_choices)
+    out = []
+    for _ in range(n):
+        w = tuple(rng.choice(space.weight_bit_choices) for _ in space.layers)
+        a = tuple(rng.choice(space.act_bit_choices) for _ in space.layers)
+        r = tuple(rng.choice(space.ratio_choices) for _ in space.groups)
+        if kind == "widths":
+            w, a = (min(w8, 8),) * len(w), (min(a8, 8),) * len(a)
+        elif kind == "bits":
+            r = (1.0,) * len(r)
+        out.append(Genome(w, a, r))
+    return out
 
 
-def budget_of(cfg: mogaqnn.SearchConfig) -> dict[str, Any]:
+def budget_of(cfg: mogaqnn.SearchConfig, genomes: str = "random") -> dict[str, Any]:
     keys = ("dataset", "seed", "pretrain_epochs", "search_epochs", "final_epochs",
             "search_train_samples", "search_val_samples", "final_init", "expansion_ratios",
             "weight_bits", "act_bits")  # fmt: skip
-    return {k: cfg.to_dict()[k] for k in keys}
+    budget = {k: cfg.to_dict()[k] for k in keys}
+    return budget if genomes == "random" else {**budget, "genomes": genomes}
+
+
+def fitness_label(fitness: str, args) -> str:
+    """The fitness's name in the rows, with its own settings where it has some."""
+    if fitness != "quant-supernet":
+        return fitness
+    return (f"quant-supernet(q{args.qat_fraction:g},bn{args.bn_batches},"
+            f"e{args.quant_search_epochs:g})")  # fmt: skip
+
+
+def fitness_config(cfg: mogaqnn.SearchConfig, fitness: str, args) -> mogaqnn.SearchConfig:
+    if fitness != "quant-supernet":
+        return cfg.replace(fitness=fitness)
+    return cfg.replace(fitness=fitness, search_epochs=args.quant_search_epochs,
+                       supernet_qat_fraction=args.qat_fraction,
+                       bn_recalibration_batches=args.bn_batches)  # fmt: skip
+
+
+def merged_rows(path: Path, model: str, budget: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Per individual of ``model`` at ``budget``: its fitnesses from every line, and the
+    final protocol's accuracy from the line that has it."""
+    merged: dict[int, dict[str, Any]] = {}
+    for r in read_lines(path):
+        if r["model"] != model or r["budget"] != budget:
+            continue
+        row = merged.setdefault(r["individual"], {**r, "fitness": {}})
+        row["fitness"].update(r["fitness"])
+        if "final" in r:
+            row["final"] = r["final"]
+    return merged
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -106,55 +154,72 @@ def config_for(model: str, args) -> mogaqnn.SearchConfig:
     )  # fmt: skip
 
 
+SUPERNET_FILES = {"supernet": SUPERNET, "quant-supernet": QUANT_SUPERNET}
+
+
 def run_model(model: str, args, path: Path) -> None:
     cfg = config_for(model, args)
-    budget = budget_of(cfg)
-    done = {(r["model"], r["individual"]) for r in read_lines(path) if r["budget"] == budget}
-    if all((model, i) in done for i in range(args.individuals)):
+    budget = budget_of(cfg, args.genomes)
+    labels = {f: fitness_label(f, args) for f in args.fitnesses}
+    rows = merged_rows(path, model, budget)
+    todo = [i for i in range(args.individuals) if i not in rows or "final" not in rows[i]
+            or any(label not in rows[i]["fitness"] for label in labels.values())]  # fmt: skip
+    if not todo:
         return
     search = Search(cfg)
     search.run_dir.root.mkdir(parents=True, exist_ok=True)
     setup = search.setup(pretrain=True)  # the FP32 base, cached as base.pt
     data, device = setup.data, setup.device
-    evaluators, supernet_s = {}, None
+    evaluators = {}
     for fitness in args.fitnesses:
+        root = search.run_dir.root
+        if fitness == "quant-supernet":  # one supernet per schedule
+            root = root / f"quant_q{args.qat_fraction:g}"
+            root.mkdir(exist_ok=True)
         t0 = time.perf_counter()
-        had = (search.run_dir.root / SUPERNET).exists()
+        had = fitness in SUPERNET_FILES and (root / SUPERNET_FILES[fitness]).exists()
         evaluators[fitness] = make_evaluator(
-            cfg.replace(fitness=fitness), setup.base, setup.graph, setup.space, data,
-            setup.evaluator.device, None, root=search.run_dir.root, pretrain=True,
+            fitness_config(cfg, fitness, args), setup.base, setup.graph, setup.space, data,
+            setup.evaluator.device, None, root=root, pretrain=True,
         )  # fmt: skip
-        if fitness == "supernet" and not had:
-            supernet_s = time.perf_counter() - t0
-    if supernet_s is not None:
-        with open(path.with_suffix(".supernet.jsonl"), "a") as f:
-            f.write(json.dumps({"model": model, "budget": budget, "seconds": supernet_s}) + "\n")
-    genomes = random_genomes(setup.space, args.individuals, args.seed)
-    for i, genome in enumerate(genomes):
-        if (model, i) in done:
-            continue
+        if fitness in SUPERNET_FILES and not had:
+            with open(path.with_suffix(".supernet.jsonl"), "a") as f:
+                f.write(json.dumps({"model": model, "budget": budget, "fitness": labels[fitness],
+                                    "seconds": time.perf_counter() - t0}) + "\n")  # fmt: skip
+    genomes = random_genomes(setup.space, args.individuals, args.seed, args.genomes)
+    for i in todo:
+        genome = genomes[i]
+        old = rows.get(i, {"fitness": {}})
         row: dict[str, Any] = {"model": model, "individual": i, "genome_key": genome.key(),
                                "ratios": list(genome.ratios),
                                "mean_weight_bits": genome.mean_weight_bits(),
                                "budget": budget, "fitness": {}}  # fmt: skip
         for fitness, ev in evaluators.items():
+            if labels[fitness] in old["fitness"]:
+                continue
             try:
                 e = ev(genome)
-                row["fitness"][fitness] = {"val_accuracy": e.val_accuracy, "seconds": e.seconds}
+                row["fitness"][labels[fitness]] = {"val_accuracy": e.val_accuracy,
+                                                   "seconds": e.seconds}  # fmt: skip
             except mogaqnn.train.TrainingDiverged as exc:
-                row["fitness"][fitness] = {"val_accuracy": 0.0, "seconds": None,
-                                           "failed": str(exc)}  # fmt: skip
-        t0 = time.perf_counter()
-        quantized = setup.recipe.final_model(genome)
-        row["final"] = {"val_accuracy": evaluate_accuracy(quantized, data.val, device=device),
-                        "seconds": time.perf_counter() - t0}  # fmt: skip
+                row["fitness"][labels[fitness]] = {"val_accuracy": 0.0, "seconds": None,
+                                                   "failed": str(exc)}  # fmt: skip
+        final = old.get("final")
+        if final is None:
+            t0 = time.perf_counter()
+            quantized = setup.recipe.final_model(genome)
+            row["final"] = final = {
+                "val_accuracy": evaluate_accuracy(quantized, data.val, device=device),
+                "seconds": time.perf_counter() - t0,
+            }
         with open(path, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(
-            f"{model} #{i}: final val {row['final']['val_accuracy']:.2%}, "
-            + ", ".join(f"{k} {v['val_accuracy']:.2%}" for k, v in row["fitness"].items()),
+            f"{model} #{i}: final val {final['val_accuracy']:.2%}, "
+            + ", ".join(f"{k} {v['val_accuracy']:.2%} ({v['seconds'] or 0:.2f} s)"
+                        for k, v in row["fitness"].items()),
             flush=True,
-        )
+        )  # fmt: skip
 
 
 def front_individuals(result: dict[str, Any], rows: list[dict[str, str]], n: int) -> list[int]:
@@ -220,34 +285,34 @@ def _pareto_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 def summary(path: Path, args) -> str:
-    rows = [r for r in read_lines(path) if r["budget"] == budget_of(config_for(r["model"], args))]
-    supernet = {r["model"]: r for r in read_lines(path.with_suffix(".supernet.jsonl"))
-                if r["budget"] == budget_of(config_for(r["model"], args))}  # fmt: skip
     lines = [
-        "| model | fitness | individuals | s / evaluation | one-off s | Kendall's tau |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| model | genomes | fitness | individuals | s / evaluation | one-off s | Kendall's tau |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for model in args.models:
-        mine = [r for r in rows if r["model"] == model]
+        budget = budget_of(config_for(model, args), args.genomes)
+        one_off = {r.get("fitness", "supernet"): r["seconds"]
+                   for r in read_lines(path.with_suffix(".supernet.jsonl"))
+                   if r["model"] == model and r["budget"] == budget}  # fmt: skip
+        mine = [r for r in merged_rows(path, model, budget).values() if "final" in r]
         if not mine:
             continue
         final = [r["final"]["val_accuracy"] for r in mine]
         final_s = sum(r["final"]["seconds"] for r in mine) / len(mine)
-        for fitness in FITNESSES:
-            have = [r for r in mine if fitness in r["fitness"]]
+        found = sorted({label for r in mine for label in r["fitness"]},
+                       key=lambda f: (FITNESSES.index(f.split("(")[0]), f))  # fmt: skip
+        for label in found:
+            have = [r for r in mine if label in r["fitness"]]
             if len(have) < 2:
                 continue
-            fit = [r["fitness"][fitness]["val_accuracy"] for r in have]
+            fit = [r["fitness"][label]["val_accuracy"] for r in have]
             ref = [r["final"]["val_accuracy"] for r in have]
-            secs = [
-                r["fitness"][fitness]["seconds"] for r in have if r["fitness"][fitness]["seconds"]
-            ]
-            one_off = (
-                supernet[model]["seconds"] if fitness == "supernet" and model in supernet else 0
-            )
-            lines.append(f"| {model} | {fitness} | {len(have)} | {sum(secs) / len(secs):.2f} | "
-                         f"{one_off:.0f} | {kendall_tau(fit, ref):+.3f} |")  # fmt: skip
-        lines.append(f"| {model} | (final protocol) | {len(final)} | {final_s:.2f} | | |")
+            secs = [r["fitness"][label]["seconds"] for r in have if r["fitness"][label]["seconds"]]
+            lines.append(f"| {model} | {args.genomes} | {label} | {len(have)} | "
+                         f"{sum(secs) / len(secs):.3f} | {one_off.get(label, 0):.0f} | "
+                         f"{kendall_tau(fit, ref):+.3f} |")  # fmt: skip
+        lines.append(f"| {model} | {args.genomes} | (final protocol) | {len(final)} | "
+                     f"{final_s:.2f} | | |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -256,7 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="lenet5,resnet20")
     p.add_argument("--dataset", default="mnist5k")
     p.add_argument("--individuals", type=int, default=20)
-    p.add_argument("--fitnesses", default=",".join(FITNESSES))
+    p.add_argument("--fitnesses", default=",".join(FITNESSES[:3]))
+    p.add_argument("--genomes", default="random", choices=GENOME_SETS)
+    p.add_argument("--quant-search-epochs", type=float, default=0.0,
+                   help="QAT epochs of each quant-supernet slice (0: none)")  # fmt: skip
+    p.add_argument("--qat-fraction", type=float,
+                   default=mogaqnn.SearchConfig.supernet_qat_fraction)  # fmt: skip
+    p.add_argument("--bn-batches", type=int,
+                   default=mogaqnn.SearchConfig.bn_recalibration_batches)  # fmt: skip
     p.add_argument("--final-init", default="scratch", choices=("scratch", "widen"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrain-epochs", type=float, default=mogaqnn.SearchConfig.pretrain_epochs)
@@ -283,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.models = [m for m in args.models.split(",") if m]
     args.fitnesses = [f for f in args.fitnesses.split(",") if f]
+    if unknown := [f for f in args.fitnesses if f not in FITNESSES]:
+        p.error(f"unknown fitness {unknown[0]!r}; choose from {', '.join(FITNESSES)}")
     torch.set_num_threads(args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     code_commit()  # read before the runs: the code this process loaded

@@ -29,7 +29,7 @@ OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("nsga2", "random")
 OBJECTIVE_SETS = (("error", "size"), ("error", "size", "bops"))
 FINAL_INITS = ("scratch", "widen")
-FITNESSES = ("widen", "scratch", "supernet")
+FITNESSES = ("widen", "scratch", "supernet", "quant-supernet")
 RANGE_MODES = ("ema", "lsq", "fixed")  # mogaqnn.quant.RANGE_MODES; config imports no torch
 MIN_BITS, MAX_BITS = 1, 16
 MIN_ACT_BITS = 2  # activations: 1 bit has no signed code but zero (int_range(1, True))
@@ -81,6 +81,8 @@ class SearchConfig:
     # width: how the final model and the fitness reach an individual's width
     final_init: str = "scratch"
     fitness: str = "supernet"  # the best rank fidelity per second: fitness/_starts.py
+    supernet_qat_fraction: float = 0.25  # quant-supernet, by rank fidelity: fitness/_starts.py
+    bn_recalibration_batches: int = 4  # quant-supernet: fitness/_starts.py
     # quantized training recipe
     quant_ranges: str = "lsq"
     lsq_scale_lr: float = 10.0  # by val at both budgets: benchmarks/results/lsq_scale_lr.txt
@@ -164,7 +166,9 @@ FIELD_HELP: dict[str, str] = {
     "augment_crop": "random-crop padding in pixels during training (0: off); colour datasets "
     "are also flipped when it is on",
     "pretrain_epochs": "epochs of FP32 pretraining of the base model",
-    "search_epochs": "QAT epochs per evaluated individual (fractions allowed)",
+    "search_epochs": "QAT epochs per evaluated individual (fractions allowed; 0: none, the "
+    "individual's accuracy as its start quantized and calibrated: meant for the quant-supernet "
+    "fitness, whose slices were trained quantized)",
     "final_epochs": "QAT epochs of the chosen individual (the FP32 baseline gets as many more)",
     "batch_size": "training batch size",
     "optimizer": "adam or sgd (momentum 0.9, Nesterov)",
@@ -196,8 +200,18 @@ FIELD_HELP: dict[str, str] = {
     "at its width (pretraining as the base, cached as chosen_float.pt, then the final QAT); "
     "widen: the base widened by copying channels, then the final QAT",
     "fitness": "how an individual reaches its width before its QAT fine-tune: widen (copies "
-    "of the base's channels), scratch (float training from scratch on the search subset) or "
-    "supernet (a slice of one weight-sharing network trained once per run, supernet.pt)",
+    "of the base's channels), scratch (float training from scratch on the search subset), "
+    "supernet (a slice of one weight-sharing network trained once per run, supernet.pt) or "
+    "quant-supernet (a slice at its widths and bits of one network trained once per run "
+    "quantization-aware over widths and bits, quant_supernet.pt, with learned steps per layer "
+    "and bit width: quantized and calibrated already, so search_epochs may be 0)",
+    "supernet_qat_fraction": "quant-supernet fitness: the fraction of its pretrain_epochs of "
+    "training that is quantization-aware (widths and bits sampled per step), after the float "
+    "sandwich over widths of the rest (1: quantization-aware from the start, the steps "
+    "calibrated on the initial weights)",
+    "bn_recalibration_batches": "quant-supernet fitness: training batches (seeded, from the "
+    "search's training subset) that recalibrate a slice's BatchNorm statistics at its widths "
+    "and bits before its val pass (0: the whole subset)",
     "select": "rule choosing the final individual from the last front: match-fp32 (the "
     "smallest whose val accuracy reaches the FP32 reference, else the most accurate), "
     "accuracy (highest val accuracy, ties to the smaller) or smallest. The FP32 reference is "
@@ -328,8 +342,14 @@ def _validate(c: SearchConfig) -> None:
     for name in ("pretrain_epochs", "search_epochs", "final_epochs"):
         if getattr(c, name) < 0:
             raise ConfigError(f"{name} is {getattr(c, name)}; it must not be negative")
-    if c.search_epochs <= 0:
-        raise ConfigError("search_epochs must be positive: each individual needs some QAT")
+    if not 0.0 < c.supernet_qat_fraction <= 1.0:
+        raise ConfigError(
+            f"supernet_qat_fraction is {c.supernet_qat_fraction}; it must lie in (0, 1]"
+        )
+    if c.bn_recalibration_batches < 0:
+        raise ConfigError(
+            f"bn_recalibration_batches is {c.bn_recalibration_batches}; it must not be negative"
+        )
     for name in ("search_train_samples", "search_val_samples"):
         v = getattr(c, name)
         if v is not None and v < 1:

@@ -224,8 +224,10 @@ def train_model(
     ``loss`` replaces the step's loss (default: cross-entropy, distilled as above); ``rng``
     is a random generator it draws from, saved and restored with the checkpoints. With
     ``progress`` the state is saved there after every epoch and a saved state is continued
-    from. Raises TrainingDiverged on a non-finite loss.
+    from. Raises TrainingDiverged on a non-finite loss. Zero epochs train nothing (0.0).
     """
+    if settings.epochs <= 0:
+        return 0.0
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout and other in-model randomness
     model.to(device).train()
@@ -237,8 +239,10 @@ def train_model(
     distil = teacher is not None and settings.distill_weight > 0
     augmented = settings.augmentation is not None and settings.augmentation.active
     cached = teacher.logits_on(data, device) if distil and not augmented else None  # type: ignore[union-attr]
-    # Batches of indices, so the cached logits and the labels are looked up per batch.
+    # Batches of indices, so the cached logits and the labels are looked up per batch, on the
+    # device: reading the indices back to the host would wait for the device every step.
     indexed = LabelledImages(data.x, torch.arange(len(data)))
+    labels = data.y.to(device)
     step, last_loss = checkpoints.restore()
     while step < total_steps:
         # summed on the device: no host sync per step; a non-finite loss poisons the sum and
@@ -248,7 +252,7 @@ def train_model(
             indexed, settings.batch_size, shuffle=True, generator=gen,
             augmentation=settings.augmentation, device=device,
         ):  # fmt: skip
-            y = data.y[idx.cpu()].to(device, non_blocking=True)
+            y = labels[idx]
             target = None
             if distil:
                 target = cached[idx] if cached is not None else teacher(x)  # type: ignore[misc]

@@ -20,7 +20,7 @@ from torch import nn
 from ..data import LabelledImages
 from ..expand import ModelGraph
 from ..genome import Genome, SearchSpace, build_individual
-from ..quant import calibrate, quantize_model, set_range_mode
+from ..quant import QuantLayer, calibrate, quantize_model, set_range_mode
 from ..size import model_size
 from ..train import (
     Teacher,
@@ -46,7 +46,7 @@ class Evaluation:
     val_accuracy: float
     size_bits: int
     seconds: float  # the whole evaluation
-    build_seconds: float  # widening, quantizing, calibrating
+    build_seconds: float  # widening or slicing, quantizing, calibrating
     train_seconds: float  # QAT fine-tuning
     val_seconds: float  # validation
     val_samples: int = 0  # val images seen: fewer than the subset when stopped early
@@ -69,8 +69,9 @@ class Evaluator:
     quant_ranges: str = "lsq"  # how the quantization ranges follow training (quant doc)
     bn_reestimate_batches: int = 0  # BatchNorm statistics re-estimated after quantizing
     stop_sigmas: float = 0.0  # a clearly dominated individual's val pass stops (0: never)
-    # The float network at the genome's width that the fitness starts from
-    # (fitness/_starts.py); None: the base widened by copying channels.
+    # The network at the genome's width that the fitness starts from (fitness/_starts.py):
+    # float, to be quantized and calibrated here, or quantized and calibrated already (a
+    # quant-supernet slice), taken as it is; None: the base widened by copying channels.
     start: Callable[[Genome], nn.Module] | None = None
 
     def __post_init__(self) -> None:
@@ -86,9 +87,13 @@ class Evaluator:
 
     def build(self, genome: Genome, float_model: nn.Module | None = None) -> nn.Module:
         """The quantized, calibrated network of ``genome`` (not yet fine-tuned), made from
-        ``float_model``, else from the fitness's start, else from the base widened."""
+        ``float_model``, else from the fitness's start, else from the base widened. A start
+        that is quantized already (it holds a QuantLayer) calibrated itself: it is taken as
+        it is."""
         if float_model is None and self.start is not None:
             float_model = self.start(genome)
+            if any(isinstance(m, QuantLayer) for m in float_model.modules()):
+                return float_model.to(self.device)
         if float_model is not None:
             model = quantize_model(float_model, self.space.layer_bits(genome)).to(self.device)
         else:
@@ -113,7 +118,10 @@ class Evaluator:
         return self.train_data.x[torch.from_numpy(idx)]
 
     def fine_tune(self, model: nn.Module, genome: Genome) -> nn.Module:
-        """The search's short QAT of a built individual, in place (its seed is the genome's)."""
+        """The search's short QAT of a built individual, in place (its seed is the genome's);
+        none at zero epochs (the quant-supernet fitness: the slice as it is)."""
+        if self.settings.epochs <= 0:
+            return model
         train_model(model, self.train_data, self.settings, seed=genome.seed(self.seed),
                     device=self.device, teacher=self.teacher)  # fmt: skip
         return model

@@ -39,7 +39,7 @@ def make_evaluator(
     train_subset = subset(data.train, cfg.search_train_samples, cfg.seed)
     aug = augmentation_for(cfg, data)
     start = fitness_start(
-        cfg, base, graph, data, train_subset,
+        cfg, base, graph, space, data, train_subset,
         lambda epochs, lr: train_settings(cfg, epochs, lr, aug), device, root,
         pretrain=pretrain, note=note,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Fake-quantized layers (torch's fused ops, STE) and the model conversion."""
+"""Fake-quantized layers (torch's fused ops, STE), their multi-bit twins (one step per bit
+width, for the quantization-aware supernet) and the model conversions."""
 
 from ._convert import LayerBits, calibrate, quantizable_layers, quantize_model, set_range_mode
 from ._layers import (
@@ -8,6 +9,15 @@ from ._layers import (
     QuantLinear,
     best_clip_ratio,
     weight_scale_for,
+)
+from ._multibit import (
+    FLOAT_BITS,
+    MultiBitConv2d,
+    MultiBitLayer,
+    MultiBitLinear,
+    fix_bits,
+    quantize_multibit,
+    set_bits,
 )
 from ._ops import (
     binarize,
@@ -19,7 +29,11 @@ from ._ops import (
 )
 
 __all__ = [
+    "FLOAT_BITS",
     "LayerBits",
+    "MultiBitConv2d",
+    "MultiBitLayer",
+    "MultiBitLinear",
     "QuantConv2d",
     "QuantLayer",
     "QuantLinear",
@@ -27,6 +41,7 @@ __all__ = [
     "best_clip_ratio",
     "binarize",
     "calibrate",
+    "fix_bits",
     "fake_quant_per_channel",
     "fake_quant_per_tensor",
     "int_range",
@@ -34,6 +49,8 @@ __all__ = [
     "lsq_per_tensor",
     "quantizable_layers",
     "quantize_model",
+    "quantize_multibit",
+    "set_bits",
     "set_range_mode",
     "weight_scale_for",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ._layers import QuantConv2d, QuantLayer, QuantLinear
+from ._multibit import MultiBitLayer
 
 __all__ = ["LayerBits", "quantize_model", "quantizable_layers", "calibrate", "set_range_mode"]
 
@@ -58,15 +60,25 @@ def quantize_model(model: nn.Module, bits: LayerBits) -> nn.Module:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, x: torch.Tensor) -> None:
+def calibrate(model: nn.Module, x: torch.Tensor, *, batch_statistics: bool = False) -> None:
     """Set every quantized layer's activation range from one batch, in eval mode (so
-    BatchNorm's running statistics are not touched)."""
+    BatchNorm's running statistics are not touched); a multi-bit layer's at every bit width.
+
+    ``batch_statistics``: BatchNorm normalises by the batch's own statistics instead of its
+    running ones (which are restored afterwards), for a network whose running statistics
+    describe nothing (a supernet's mix every width)."""
     was_training = model.training
     model.eval()
     for m in model.modules():
-        if isinstance(m, QuantLayer):
-            m.act_calibrated.fill_(False)
+        if isinstance(m, (QuantLayer, MultiBitLayer)):
+            m.set_activation_state(calibrated=False)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [copy.deepcopy(m.state_dict()) for m in norms] if batch_statistics else []
+    for m in norms if batch_statistics else []:
+        m.train()
     model(x)
+    for m, state in zip(norms, saved):
+        m.load_state_dict(state)
     model.train(was_training)
 
 

@@ -110,7 +110,12 @@ def best_clip_ratio(w: torch.Tensor, bits: int) -> torch.Tensor:
 
 class QuantLayer:
     """Mixin state: weight and input-activation bits, the weights' clipping ratios and
-    the activations' scale (buffers, so a state dict restores them)."""
+    the activations' scale (buffers, so a state dict restores them).
+
+    Whether the input is calibrated and signed is kept twice: in buffers, which a state dict
+    saves and restores, and in Python attributes that the forward reads. Reading a buffer
+    with ``bool()`` in every forward would wait for the device at every step on a GPU; the
+    attributes are set where the buffers are (calibration, loading a state dict)."""
 
     weight: torch.Tensor
     weight_bits: int
@@ -122,30 +127,46 @@ class QuantLayer:
     def _init_quant(self, weight_bits: int, act_bits: int) -> None:
         self.weight_bits = int(weight_bits)
         self.act_bits = int(act_bits)
+        on = {"device": self.weight.device}  # beside the weights, wherever they are
         self.register_buffer("weight_clip", best_clip_ratio(self.weight, self.weight_bits))
-        self.register_buffer("act_scale", torch.ones(1))
+        self.register_buffer("act_scale", torch.ones(1, **on))
         # Buffers, so that a saved state dict restores them: calibrated on the first batch
         # seen unless calibrate_activation ran before; signed when that batch had negatives.
-        self.register_buffer("act_calibrated", torch.tensor(False))
-        self.register_buffer("act_is_signed", torch.tensor(False))
+        self.register_buffer("act_calibrated", torch.tensor(False, **on))
+        self.register_buffer("act_is_signed", torch.tensor(False, **on))
+        self._act_calibrated = False
+        self._act_signed = False
 
     @property
     def act_signed(self) -> bool:
-        return bool(self.act_is_signed)
+        return self._act_signed
+
+    @property
+    def is_calibrated(self) -> bool:
+        return self._act_calibrated
+
+    @torch.no_grad()
+    def set_activation_state(self, *, calibrated: bool, signed: bool | None = None) -> None:
+        """Set whether the input is calibrated (and signed), in the buffers and their mirrors."""
+        self.act_calibrated.fill_(calibrated)
+        self._act_calibrated = bool(calibrated)
+        if signed is not None:
+            self.act_is_signed.fill_(signed)
+            self._act_signed = bool(signed)
 
     @torch.no_grad()
     def calibrate_activation(self, x: torch.Tensor) -> None:
         """Start the clipping range at a high percentile of |x| (not the max: one outlier
         would waste most codes) and pick signed codes when the input has negatives."""
-        self.act_is_signed.fill_(bool((x < 0).any()))
-        if self.act_signed and self.act_bits < 2:
+        signed = bool((x < 0).any())  # one sync, at calibration only
+        if signed and self.act_bits < 2:
             raise ModelError(
                 f"a {self.act_bits}-bit activation cannot quantize a signed input (its only "
                 "code is zero); give this layer at least 2 activation bits"
             )
-        _, qmax = int_range(self.act_bits, self.act_signed)
+        _, qmax = int_range(self.act_bits, signed)
         self.act_scale.copy_(_abs_percentile(x, _CALIBRATION_SAMPLE) / qmax)
-        self.act_calibrated.fill_(True)
+        self.set_activation_state(calibrated=True, signed=signed)
 
     @torch.no_grad()
     def set_range_mode(self, mode: str) -> None:
@@ -169,6 +190,9 @@ class QuantLayer:
         if prefix + LSQ_WEIGHT_SCALE in state_dict and self.range_mode != "lsq":
             self.set_range_mode("lsq")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
+        # the mirrors of the buffers just loaded (one read per load, not per forward)
+        self._act_calibrated = bool(self.act_calibrated)
+        self._act_signed = bool(self.act_is_signed)
 
     @property
     def _learns_weight_scale(self) -> bool:
@@ -189,7 +213,7 @@ class QuantLayer:
         return fake_quant_per_channel(self.weight, self.weight_scale(), self.weight_bits)
 
     def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.act_calibrated):
+        if not self._act_calibrated:
             self.calibrate_activation(x)
         elif self.range_mode == "ema" and self.training:
             with torch.no_grad():

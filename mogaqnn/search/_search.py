@@ -22,7 +22,7 @@ from ..config import SearchConfig
 from ..data import DatasetSplits
 from ..errors import RunDirError
 from ..expand import ModelGraph
-from ..fitness import SUPERNET, Evaluator, bops_counter, make_evaluator
+from ..fitness import QUANT_SUPERNET, SUPERNET, Evaluator, bops_counter, make_evaluator
 from ..genome import Genome, SearchSpace, build_individual
 from ..models import check_input, resolve_model
 from ..recipe import Recipe, pretrain_float
@@ -297,7 +297,9 @@ class Search:
         bind_run(
             study,
             cfg,
-            checkpoint_hashes(self.run_dir.root, (self.run_dir.base_checkpoint.name, SUPERNET)),
+            checkpoint_hashes(
+                self.run_dir.root, (self.run_dir.base_checkpoint.name, SUPERNET, QUANT_SUPERNET)
+            ),
         )
         if cfg.seed_population:
             limit = setup.size_limit_kib
