@@ -176,9 +176,11 @@ def main() -> int:
     p.add_argument("--cells", default=",".join(CELLS))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--k", type=int, default=K, help="candidates of the target variant")
     p.add_argument("--aggregate", action="store_true", help="write the tables, run nothing")
     args = p.parse_args()
     code_commit()  # the code that runs is the code at start
+    VARIANTS["target"]["final_candidates"] = args.k
     if not args.aggregate:
         for cell in args.cells.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):

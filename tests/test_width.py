@@ -115,6 +115,7 @@ def test_scratch_trains_at_the_chosen_width_with_the_fp32_epochs(tmp_path, monke
         out=str(tmp_path / "run"), population=4, generations=1, pretrain_epochs=0.5,
         search_epochs=0.2, final_epochs=0.3, search_train_samples=300, search_val_samples=200,
         weight_bits=(4,), act_bits=(8,), expansion_ratios=(2.0,), final_init="scratch",
+        min_compression=None, final_candidates=1,
         progress=False,
     )  # fmt: skip
     result = mogaqnn.search(cfg)
