@@ -127,7 +127,8 @@ def test_a_diverging_final_training_trains_the_next_individual_of_the_front(
     tmp_path, monkeypatch, capsys
 ):
     _diverge_final_training(monkeypatch, times=1)
-    config = _tiny(tmp_path / "run", progress=True, uniform_qat_bits=())  # candidates only
+    # one candidate, no uniform QAT: the diverging final training is the candidate's
+    config = _tiny(tmp_path / "run", progress=True, uniform_qat_bits=(), final_candidates=1)
     result = Search(config).run()
     diverged = result.data["final_diverged"]
     assert len(diverged) == 1 and diverged[0]["reason"] == "loss became nan at step 3"

@@ -22,9 +22,12 @@ def test_every_evaluation_is_a_distinct_genome(tmp_path, workers):
     assert proc.returncode == 0, proc.stderr
     trials = [t for t in read_trials(f"journal:{out / 'study.journal'}")
               if t.state.name == "COMPLETE"]  # fmt: skip
-    keys = [t.user_attrs["genome_key"] for t in trials]
-    assert len(keys) >= 24 and len(set(keys)) == len(keys)  # workers may add one or two
-    assert not any(t.user_attrs["cache_hit"] for t in trials)
+    trained = [t.user_attrs["genome_key"] for t in trials if not t.user_attrs["cache_hit"]]
+    assert len(trials) >= 24 and len(set(trained)) == len(trained)  # none trained twice
+    hits = sum(bool(t.user_attrs["cache_hit"]) for t in trials)
+    # one process never proposes an evaluated genome; two workers may both draw the same
+    # child before either has set its genes (the claims then make one a cache hit)
+    assert hits == 0 if workers == 1 else hits <= 2
     result = json.loads((out / "result.json").read_text())
     retries = sum(t.user_attrs["clone_retries"] for t in trials)
     assert result["search"]["clone_retries"] == retries

@@ -1,7 +1,16 @@
 """Fake-quantized layers (torch's fused ops, STE), their multi-bit twins (one step per bit
 width, for the quantization-aware supernet) and the model conversions."""
 
-from ._convert import LayerBits, calibrate, quantizable_layers, quantize_model, set_range_mode
+from ._convert import (
+    LayerBits,
+    calibrate,
+    fix_bits,
+    quantizable_layers,
+    quantize_model,
+    quantize_multibit,
+    set_bits,
+    set_range_mode,
+)
 from ._layers import (
     RANGE_MODES,
     QuantConv2d,
@@ -10,15 +19,7 @@ from ._layers import (
     best_clip_ratio,
     weight_scale_for,
 )
-from ._multibit import (
-    FLOAT_BITS,
-    MultiBitConv2d,
-    MultiBitLayer,
-    MultiBitLinear,
-    fix_bits,
-    quantize_multibit,
-    set_bits,
-)
+from ._multibit import FLOAT_BITS, MultiBitConv2d, MultiBitLayer, MultiBitLinear
 from ._ops import (
     binarize,
     fake_quant_per_channel,

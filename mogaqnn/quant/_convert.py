@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 
 from ..errors import ModelError
 from ._layers import QuantConv2d, QuantLayer, QuantLinear
-from ._multibit import MultiBitLayer
+from ._multibit import MultiBitConv2d, MultiBitLayer, MultiBitLinear
 
-__all__ = ["LayerBits", "quantize_model", "quantizable_layers", "calibrate", "set_range_mode"]
+__all__ = [
+    "LayerBits",
+    "LayerChoices",
+    "calibrate",
+    "fix_bits",
+    "quantizable_layers",
+    "quantize_model",
+    "quantize_multibit",
+    "set_bits",
+    "set_range_mode",
+]
 
 LayerBits = Mapping[str, tuple[int, int]]
 """Layer name -> (weight bits, input activation bits)."""
@@ -88,4 +98,41 @@ def set_range_mode(model: nn.Module, mode: str) -> nn.Module:
     for m in model.modules():
         if isinstance(m, QuantLayer):
             m.set_range_mode(mode)
+    return model
+
+
+LayerChoices = Mapping[str, tuple[Iterable[int], Iterable[int]]]
+"""Layer name -> (weight bit choices, activation bit choices)."""
+
+
+def quantize_multibit(model: nn.Module, choices: LayerChoices) -> nn.Module:
+    """Replace, in place, each named Conv2d / Linear by its multi-bit twin (weight steps
+    from its weights; activation steps on the first forward pass, or ``calibrate``)."""
+    for name, (w_choices, a_choices) in choices.items():
+        layer = model.get_submodule(name)
+        plain = _quant_class(layer)
+        if plain is None:
+            raise ModelError(f"layer {name!r} is a {type(layer).__name__}, not Conv2d or Linear")
+        cls = MultiBitConv2d if plain is QuantConv2d else MultiBitLinear
+        _set_submodule(model, name, cls.from_float(layer, w_choices, a_choices))
+    return model
+
+
+def set_bits(model: nn.Module, bits: Mapping[str, tuple[int, int]]) -> None:
+    """The bits every named multi-bit layer quantizes at from the next forward pass on."""
+    for name, (w, a) in bits.items():
+        layer = model.get_submodule(name)
+        if not isinstance(layer, MultiBitLayer):
+            raise ModelError(f"layer {name!r} is not a multi-bit layer")
+        layer.set_bits(w, a)
+
+
+def fix_bits(model: nn.Module, bits: Mapping[str, tuple[int, int]]) -> nn.Module:
+    """Replace, in place, each named multi-bit layer by the plain layer at its bits
+    (``MultiBitLayer.at_bits``); return model."""
+    for name, (w, a) in bits.items():
+        layer = model.get_submodule(name)
+        if not isinstance(layer, MultiBitLayer):
+            raise ModelError(f"layer {name!r} is not a multi-bit layer")
+        _set_submodule(model, name, layer.at_bits(w, a))
     return model

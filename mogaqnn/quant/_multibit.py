@@ -16,7 +16,7 @@ for those bits), so a slice of the supernet is an ordinary quantized model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +47,6 @@ __all__ = [
     "MultiBitConv2d",
     "MultiBitLayer",
     "MultiBitLinear",
-    "fix_bits",
-    "quantize_multibit",
-    "set_bits",
 ]
 
 FLOAT_BITS = 32  # a layer asked for 32-bit weights and activations stays in float
@@ -264,44 +261,3 @@ def _copy_weights(layer: nn.Module, source: nn.Module) -> nn.Module:
     if source.bias is not None:
         layer.bias.copy_(source.bias)
     return layer.train(source.training)
-
-
-LayerChoices = Mapping[str, tuple[Iterable[int], Iterable[int]]]
-"""Layer name -> (weight bit choices, activation bit choices)."""
-
-
-def quantize_multibit(model: nn.Module, choices: LayerChoices) -> nn.Module:
-    """Replace, in place, each named Conv2d / Linear by its multi-bit twin (weight steps
-    from its weights; activation steps on the first forward pass, or ``calibrate``)."""
-    from ._convert import _quant_class, _set_submodule
-
-    for name, (w_choices, a_choices) in choices.items():
-        layer = model.get_submodule(name)
-        plain = _quant_class(layer)
-        if plain is None:
-            raise ModelError(f"layer {name!r} is a {type(layer).__name__}, not Conv2d or Linear")
-        cls = MultiBitConv2d if plain is QuantConv2d else MultiBitLinear
-        _set_submodule(model, name, cls.from_float(layer, w_choices, a_choices))
-    return model
-
-
-def set_bits(model: nn.Module, bits: Mapping[str, tuple[int, int]]) -> None:
-    """The bits every named multi-bit layer quantizes at from the next forward pass on."""
-    for name, (w, a) in bits.items():
-        layer = model.get_submodule(name)
-        if not isinstance(layer, MultiBitLayer):
-            raise ModelError(f"layer {name!r} is not a multi-bit layer")
-        layer.set_bits(w, a)
-
-
-def fix_bits(model: nn.Module, bits: Mapping[str, tuple[int, int]]) -> nn.Module:
-    """Replace, in place, each named multi-bit layer by the plain layer at its bits
-    (``MultiBitLayer.at_bits``); return model."""
-    from ._convert import _set_submodule
-
-    for name, (w, a) in bits.items():
-        layer = model.get_submodule(name)
-        if not isinstance(layer, MultiBitLayer):
-            raise ModelError(f"layer {name!r} is not a multi-bit layer")
-        _set_submodule(model, name, layer.at_bits(w, a))
-    return model
