@@ -224,9 +224,10 @@ FIELD_HELP: dict[str, str] = {
     "4x smaller); the chosen model meets it, and NSGA-II prefers individuals that do (a "
     "constraint, like max_size_kib; both may be given)",
     "max_size_kib": "size limit on the chosen individual, in KiB (also an NSGA-II constraint)",
-    "final_candidates": "individuals of the last front trained by the final recipe (k): spread "
-    "over the front under the size target, the best at each of claim_compressions among them; "
-    "the rule chooses among them by their final val accuracy, and every one is tested once",
+    "final_candidates": "individuals trained by the final recipe (k): the rule's choice, the "
+    "best at each of claim_compressions, the best bits-for-width seed under the size target, "
+    "then spread over the last front; the rule chooses among them by their final val "
+    "accuracy, and every one is tested once",
     "uniform_qat_bits": "uniform b-bit models (weights and activations, every ratio 1.0) "
     "trained from the FP32 base by the final QAT and tested beside the candidates, the "
     "baseline a mixed policy must beat (empty: none)",

@@ -73,6 +73,12 @@ def test_final_candidates_are_the_choice_the_best_per_claim_and_spread_over_the_
     four = final_candidates(choice, 4, fp32, (4.0, 8.0))
     assert [t.number for t in four] == [5, 4, 0, 2]  # 40 KiB: midway between 10 and 160
     assert len(final_candidates(choice, 10, fp32, ())) == len(front)  # never more than all
+    # a bits-for-width seed off the front (its width unseen by the search) comes before the
+    # spread: the most accurate of them
+    wide, wider = _trial(9, 0.15, 300), _trial(10, 0.13, 310)
+    with_seeds = final_candidates(choice, 3, fp32, (4.0, 8.0), [wide, wider])
+    assert [t.number for t in with_seeds] == [5, 4, 10]
+    assert len(final_candidates(choice, 10, fp32, (), [wider])) == len(front) + 1
 
 
 def test_the_rule_chooses_again_among_the_final_trained_by_their_final_val():

@@ -23,6 +23,7 @@ __all__ = [
     "seed_first_generation",
     "target_seeds",
     "uniform_seeds",
+    "WIDTH_SEED",
 ]
 
 
@@ -114,6 +115,7 @@ class GenerationalRandomSampler(RandomSampler):
 
 UNIFORM_WEIGHT_BITS = (8, 4, 3, 2)
 SEEDED = "seeded"  # user attr of a seeded trial: what it is, e.g. "uniform 4-bit"
+WIDTH_SEED = "bits_for_width"  # user attr of the bits-for-width seeds: a final candidate
 
 
 def uniform_seeds(space: SearchSpace, population: int) -> list[tuple[str, Genome]]:
@@ -168,11 +170,13 @@ def seed_first_generation(
     study that has no trial yet (at most half the population in all); return their labels."""
     if study.get_trials(deepcopy=False):
         return []
-    seeds = uniform_seeds(space, population)
+    seeds = [(label, g, {SEEDED: label}) for label, g in uniform_seeds(space, population)]
     if size_bits is not None and limit_bits is not None:
-        taken = {g for _, g in seeds}
-        extra = target_seeds(space, size_bits, limit_bits, max(population // 2 - len(seeds), 0))
-        seeds += [(label, g) for label, g in extra if g not in taken]
-    for label, genome in seeds:
-        study.enqueue_trial(space.encode(genome), user_attrs={SEEDED: label})
-    return [label for label, _ in seeds]
+        taken = {g for _, g, _ in seeds}
+        room = max(population // 2 - len(seeds), 0)
+        seeds += [(label, g, {SEEDED: label, WIDTH_SEED: True})
+                  for label, g in target_seeds(space, size_bits, limit_bits, room)
+                  if g not in taken]  # fmt: skip
+    for _, genome, attrs in seeds:
+        study.enqueue_trial(space.encode(genome), user_attrs=attrs)
+    return [label for label, _, _ in seeds]

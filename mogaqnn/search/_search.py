@@ -48,7 +48,7 @@ from ._loop import evaluate_until_done, rerun_interrupted, wait_for_running
 from ._objective import Objective
 from ._reference import fp32_reference_accuracy, uniform_reference_points
 from ._results import SearchResult, result_document, write_pareto_csv
-from ._sampler import make_sampler, seed_first_generation
+from ._sampler import WIDTH_SEED, make_sampler, seed_first_generation
 from ._select import choose, final_candidates, size_limit_kib
 from ._store import bind_run, open_storage, open_study
 from ._threads import describe_threads, process_threads, torch_threads
@@ -155,8 +155,10 @@ class Search:
             fp32_reference = fp32_reference_accuracy(study, setup.evaluator)
         limit = setup.size_limit_kib
         choice = choose(last_population, completed(study), cfg.select, limit, fp32_reference)
+        width_seeds = [t for t in completed(study) if t.user_attrs.get(WIDTH_SEED)
+                       and (limit is None or t.user_attrs["size_kib"] <= limit)]  # fmt: skip
         candidates = final_candidates(choice, cfg.final_candidates, setup.fp32_bits,
-                                      cfg.claim_compressions)  # fmt: skip
+                                      cfg.claim_compressions, width_seeds)  # fmt: skip
 
         def next_of_front(tried: list) -> Any:
             rest = [t for t in choice.front if t not in tried]

@@ -116,19 +116,27 @@ def size_limit_kib(
 
 
 def final_candidates(
-    choice: Choice, k: int, fp32_bits: int, claim_compressions: Sequence[float]
+    choice: Choice,
+    k: int,
+    fp32_bits: int,
+    claim_compressions: Sequence[float],
+    width_seeds: Sequence[FrozenTrial] = (),
 ) -> list[FrozenTrial]:
-    """Up to ``k`` individuals of ``choice.front`` for the final recipe: the rule's choice,
-    the most accurate (by search val) at least each claim compression smaller than FP32,
-    then the individual farthest in log size from those picked, until k are picked, so
-    they spread over the front instead of being k near-twins."""
+    """Up to ``k`` individuals for the final recipe: the rule's choice, the most accurate
+    (by search val) at least each claim compression smaller than FP32, the most accurate of
+    ``width_seeds`` (the bits-for-width individuals under the size target: fewer bits, more
+    channels, whose gain the search's short evaluation cannot see, while trained at their
+    width they beat FP32), then the individual of ``choice.front`` farthest in log size from
+    those picked, until k are picked, so they spread instead of being k near-twins."""
     front = sorted(choice.front, key=lambda t: (t.values[1], t.values[0], t.number))
     picked = [choice.trial]
     for target in sorted(claim_compressions):
         at = [t for t in front if fp32_bits / t.values[1] >= target]
         if at and (best := _most_accurate(at)) not in picked:
             picked.append(best)
-    while len(picked) < min(k, len(front)):
+    if width_seeds and (best := _most_accurate(width_seeds)) not in picked:
+        picked.append(best)
+    while len(picked) < k and any(t not in picked for t in front):
         rest = [t for t in front if t not in picked]
         picked.append(max(rest, key=lambda t: min(
             abs(math.log(t.values[1] / p.values[1])) for p in picked)))  # fmt: skip
