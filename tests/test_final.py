@@ -48,6 +48,12 @@ def test_a_distilling_lsq_search_reports_both_fp32_baselines_and_exports(tmp_pat
     table = result.table()
     assert "FP32 distilled" in table
     assert ("claim met" in table) != ("claim missed" in table)
+    # a trial exported again is trained as the search trained it, teacher included
+    from tests.test_export import _searched_only
+
+    row = _searched_only(tmp_path / "run")
+    again = load_run_model(tmp_path / "run", int(row["trial"]))
+    assert again.val_accuracy == pytest.approx(float(row["val_accuracy"]))
     # the learned step sizes travel through final.pt into the packed file
     run_model = load_run_model(tmp_path / "run")
     assert run_model.model.get_submodule(result.chosen["layers"][0]["layer"]).range_mode == "lsq"
