@@ -48,6 +48,9 @@ TARGETS = (4.0, 8.0)
 VARIANTS: dict[str, dict[str, Any]] = {
     "target": {"select": "accuracy", "min_compression": TARGETS[0], "final_candidates": K,
                "claim_compressions": TARGETS},
+    # the candidate rule before the bits-for-width seed was a candidate (its units kept)
+    "target-spread": {"select": "accuracy", "min_compression": TARGETS[0], "final_candidates": K,
+                      "claim_compressions": TARGETS},
     "match-fp32": {"select": "match-fp32", "min_compression": None, "final_candidates": 1,
                    "claim_compressions": TARGETS},
 }  # fmt: skip
@@ -154,6 +157,8 @@ def markdown(table: dict[str, Any], units: list[dict[str, Any]]) -> str:
     for cell, variants in sorted(table.items()):
         for variant, rows in variants.items():
             for key, r in rows.items():
+                if not r["seeds"]:
+                    continue  # no seed had a candidate that small
                 k, target = key.split("@")
                 d = r["test_diff"]
                 ci = f" [{_pp(d['low'])}, {_pp(d['high'])}]" if d["low"] is not None else ""
