@@ -20,11 +20,13 @@ from mogaqnn.search._trials import FAIL_REASON, GENOME_KEY, trial_generation
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny budgets; 16 possible genomes (4 expansion groups x 2 ratios), so that identical
-# genomes are proposed often, by two workers at once too.
+# genomes are proposed often, by two workers at once too. No uniform QAT models: the tests
+# that use these flags are not about them (tests/test_final.py is).
 SMALL_SPACE = [
     "--seed", "0", "--pretrain-epochs", "1", "--search-epochs", "0.5", "--final-epochs", "0.5",
     "--search-train-samples", "300", "--search-val-samples", "200",
     "--weight-bits", "4", "--act-bits", "8", "--expansion-ratios", "1.0,1.5", "--no-progress",
+    "--uniform-qat-bits", "",
 ]  # fmt: skip
 
 

@@ -104,7 +104,8 @@ def test_finished_run_directory_is_reported_not_rerun(tiny_run):
 
 def test_random_sampler_evaluates_the_same_budget(tmp_path):
     out = tmp_path / "random"
-    proc = run_cli("search", "--sampler", "random", "--out", str(out), *TINY)
+    proc = run_cli("search", "--sampler", "random", "--out", str(out), *TINY,
+                   "--uniform-qat-bits", "")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["config"]["sampler"] == "random"

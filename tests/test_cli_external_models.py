@@ -9,7 +9,7 @@ FAST = [
     "--dataset", "mnist5k", "--population", "4", "--generations", "1", "--seed", "0",
     "--pretrain-epochs", "0.1", "--search-epochs", "0.1", "--final-epochs", "0.1",
     "--search-train-samples", "64", "--search-val-samples", "64", "--weight-bits", "4",
-    "--act-bits", "8", "--expansion-ratios", "1.0,1.5",
+    "--act-bits", "8", "--expansion-ratios", "1.0,1.5", "--uniform-qat-bits", "",
 ]  # fmt: skip
 
 
