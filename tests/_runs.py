@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # genomes are proposed often, by two workers at once too. No uniform QAT models: the tests
 # that use these flags are not about them (tests/test_final.py is).
 SMALL_SPACE = [
-    "--seed", "0", "--pretrain-epochs", "1", "--search-epochs", "0.5", "--final-epochs", "0.5",
+    "--seed", "0", "--pretrain-epochs", "0.2", "--search-epochs", "0.5", "--final-epochs", "0.1",
     "--search-train-samples", "300", "--search-val-samples", "200",
     "--weight-bits", "4", "--act-bits", "8", "--expansion-ratios", "1.0,1.5", "--no-progress",
     "--uniform-qat-bits", "",

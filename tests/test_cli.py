@@ -199,7 +199,8 @@ def test_a_typo_writes_nothing_and_the_corrected_command_runs(tmp_path, capsys):
     # the config of a run that never started (what an older mogaqnn left) is replaced
     out.mkdir()
     (out / "config.json").write_text(json.dumps(SearchConfig(model="alexnet").to_dict()))
-    assert main(["search", "--model", "lenet5", "--out", str(out), *TINY]) == 0
+    cheaper = ["--generations", "1", "--final-epochs", "0.1", "--uniform-qat-bits", ""]
+    assert main(["search", "--model", "lenet5", "--out", str(out), *TINY, *cheaper]) == 0
     assert SearchConfig.from_mapping(json.loads((out / "config.json").read_text())).model == (
         "lenet5"
     )
