@@ -8,8 +8,8 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Fixtures that run a search several tests read. Under xdist (pyproject.toml's addopts) the
-# tests that use one are one xdist_group: one worker runs the search once for all of them.
+# Fixtures that run a search several tests read. Under xdist with --dist loadgroup (make test)
+# the tests that use one are one xdist_group: one worker runs the search once for all of them.
 SHARED_RUNS = ("tiny_run_dir", "tiny_run")
 
 
