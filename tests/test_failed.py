@@ -34,7 +34,8 @@ def test_diverging_individuals_fail_and_the_search_finishes(tmp_path, monkeypatc
         population=POPULATION, generations=GENERATIONS, seed=0, pretrain_epochs=1,
         search_epochs=0.5, final_epochs=0.5, search_train_samples=300,
         search_val_samples=200, weight_bits=(2, 4), act_bits=(4, 8),
-        expansion_ratios=(1.0, 1.5), progress=False, out=str(tmp_path / "run"),
+        expansion_ratios=(1.0, 1.5), uniform_qat_bits=(), progress=False,
+        out=str(tmp_path / "run"),
     )  # fmt: skip
     result = Search(config).run()
 
