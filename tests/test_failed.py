@@ -34,8 +34,7 @@ def test_diverging_individuals_fail_and_the_search_finishes(tmp_path, monkeypatc
         population=POPULATION, generations=GENERATIONS, seed=0, pretrain_epochs=1,
         search_epochs=0.5, final_epochs=0.5, search_train_samples=300,
         search_val_samples=200, weight_bits=(2, 4), act_bits=(4, 8),
-        expansion_ratios=(1.0, 1.5), uniform_qat_bits=(), progress=False,
-        out=str(tmp_path / "run"),
+        expansion_ratios=(1.0, 1.5), progress=False, out=str(tmp_path / "run"),
     )  # fmt: skip
     result = Search(config).run()
 
@@ -53,6 +52,9 @@ def test_diverging_individuals_fail_and_the_search_finishes(tmp_path, monkeypatc
     assert json.loads((tmp_path / "run" / "result.json").read_text())["search"]["evaluations"] == (
         POPULATION * GENERATIONS
     )
+    # the uniform 2-bit QAT model diverges too: recorded as failed beside the others
+    uniform = {u["bits"]: u for u in result.data["uniform_qat"]}
+    assert uniform[2]["failed"].startswith("loss became nan") and "failed" not in uniform[8]
 
 
 SHAPE_ERROR = (
