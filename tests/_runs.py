@@ -34,10 +34,13 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The command in a subprocess; ``env`` adds to (or overrides) cli_env()."""
     return subprocess.run(
         [sys.executable, "-m", "mogaqnn", *args], capture_output=True, text=True,
-        env=cli_env(), timeout=timeout,
+        env={**cli_env(), **(env or {})}, timeout=timeout,
     )  # fmt: skip
 
 
