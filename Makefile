@@ -34,8 +34,10 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# One pytest-xdist worker per core (at most 4), one torch thread each; the tests that read one
+# shared search run on one worker (tests/conftest.py). A plain `pytest` runs in one process.
 test: setup system-deps
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check mogaqnn tests benchmarks

@@ -20,11 +20,13 @@ from mogaqnn.search._trials import FAIL_REASON, GENOME_KEY, trial_generation
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny budgets; 16 possible genomes (4 expansion groups x 2 ratios), so that identical
-# genomes are proposed often, by two workers at once too.
+# genomes are proposed often, by two workers at once too. No uniform QAT models: the tests
+# that use these flags are not about them (tests/test_final.py is).
 SMALL_SPACE = [
-    "--seed", "0", "--pretrain-epochs", "1", "--search-epochs", "0.5", "--final-epochs", "0.5",
+    "--seed", "0", "--pretrain-epochs", "0.2", "--search-epochs", "0.5", "--final-epochs", "0.1",
     "--search-train-samples", "300", "--search-val-samples", "200",
     "--weight-bits", "4", "--act-bits", "8", "--expansion-ratios", "1.0,1.5", "--no-progress",
+    "--uniform-qat-bits", "",
 ]  # fmt: skip
 
 
@@ -32,10 +34,13 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The command in a subprocess; ``env`` adds to (or overrides) cli_env()."""
     return subprocess.run(
         [sys.executable, "-m", "mogaqnn", *args], capture_output=True, text=True,
-        env=cli_env(), timeout=timeout,
+        env={**cli_env(), **(env or {})}, timeout=timeout,
     )  # fmt: skip
 
 

@@ -104,7 +104,7 @@ def test_cli_accepts_a_module_factory(tmp_path):
         [sys.executable, "-m", "mogaqnn", "search", "--model", "my_models:build",
          "--out", str(out), "--population", "4", "--generations", "1", "--pretrain-epochs",
          "0.5", "--search-epochs", "0.3", "--final-epochs", "0.2", "--search-train-samples",
-         "200", "--no-progress"],
+         "200", "--uniform-qat-bits", "", "--no-progress"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -15,7 +15,7 @@ from mogaqnn.config import SearchConfig
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--population", "4", "--generations", "2", "--seed", "0",
-    "--pretrain-epochs", "1", "--search-epochs", "0.5", "--final-epochs", "0.5",
+    "--pretrain-epochs", "0.5", "--search-epochs", "0.5", "--final-epochs", "0.25",
     "--search-train-samples", "300", "--search-val-samples", "200",
     "--weight-bits", "2,4", "--act-bits", "4,8", "--expansion-ratios", "1.0,1.5",
     "--no-progress",
@@ -60,7 +60,7 @@ def test_tiny_search_writes_every_result_field(tiny_run):
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["device"] == "cpu x1" and env["commit"]  # this checkout's commit
     chosen, fp32 = result["chosen"], result["fp32"]
-    assert chosen["epochs"] == fp32["epochs"] == 1.5  # same total budget
+    assert chosen["epochs"] == fp32["epochs"] == 0.5 + 0.25  # same total budget
     assert 0.0 <= chosen["test_accuracy"] <= 1.0
     assert chosen["compression_ratio"] == pytest.approx(fp32["size_bits"] / chosen["size_bits"])
     assert len(chosen["layers"]) == 5 and len(chosen["groups"]) == 4
@@ -104,7 +104,8 @@ def test_finished_run_directory_is_reported_not_rerun(tiny_run):
 
 def test_random_sampler_evaluates_the_same_budget(tmp_path):
     out = tmp_path / "random"
-    proc = run_cli("search", "--sampler", "random", "--out", str(out), *TINY)
+    proc = run_cli("search", "--sampler", "random", "--out", str(out), *TINY,
+                   "--uniform-qat-bits", "")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["config"]["sampler"] == "random"
@@ -198,7 +199,8 @@ def test_a_typo_writes_nothing_and_the_corrected_command_runs(tmp_path, capsys):
     # the config of a run that never started (what an older mogaqnn left) is replaced
     out.mkdir()
     (out / "config.json").write_text(json.dumps(SearchConfig(model="alexnet").to_dict()))
-    assert main(["search", "--model", "lenet5", "--out", str(out), *TINY]) == 0
+    cheaper = ["--generations", "1", "--final-epochs", "0.1", "--uniform-qat-bits", ""]
+    assert main(["search", "--model", "lenet5", "--out", str(out), *TINY, *cheaper]) == 0
     assert SearchConfig.from_mapping(json.loads((out / "config.json").read_text())).model == (
         "lenet5"
     )

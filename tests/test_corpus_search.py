@@ -20,10 +20,12 @@ from mogaqnn.data import DatasetSplits, LabelledImages, load_dataset, stratified
 from mogaqnn.models._factory import resolve_model
 from mogaqnn.run import atomic_torch_save, checkpoint_state, load_weights, read_checkpoint
 
+# No uniform QAT models: three more final trainings of the same QAT code, which
+# tests/test_final.py checks.
 TINY = dict(
     population=4, generations=1, pretrain_epochs=0.02, search_epochs=0.02, final_epochs=0.02,
     search_train_samples=64, search_val_samples=32, expansion_ratios=(1.0, 1.5),
-    weight_bits=(4, 8), act_bits=(4, 8), batch_size=16, progress=False,
+    weight_bits=(4, 8), act_bits=(4, 8), batch_size=16, uniform_qat_bits=(), progress=False,
 )  # fmt: skip
 # 28x28 images are too small for DenseNet-121's last pooling: it stops before training.
 TOO_SMALL = {"torchvision:densenet121"}

@@ -326,6 +326,7 @@ def test_recipe_ablation_continues_a_cell_of_its_config_and_restarts_another(tmp
     assert not (tmp_path / "cell").exists()
 
 
+@functools.cache  # the same plan is asked for twice
 def _plan(*extra, cells="lenet5:fashion-mnist"):
     script = BENCHMARKS / "paper_table.py"
     out = subprocess.run([sys.executable, str(script), "--profile", "standard", "--cells", cells,

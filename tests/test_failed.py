@@ -52,6 +52,9 @@ def test_diverging_individuals_fail_and_the_search_finishes(tmp_path, monkeypatc
     assert json.loads((tmp_path / "run" / "result.json").read_text())["search"]["evaluations"] == (
         POPULATION * GENERATIONS
     )
+    # the uniform 2-bit QAT model diverges too: recorded as failed beside the others
+    uniform = {u["bits"]: u for u in result.data["uniform_qat"]}
+    assert uniform[2]["failed"].startswith("loss became nan") and "failed" not in uniform[8]
 
 
 SHAPE_ERROR = (

@@ -33,7 +33,8 @@ def test_claim_is_judged_against_the_stronger_fp32_baseline():
 
 
 def test_a_distilling_lsq_search_reports_both_fp32_baselines_and_exports(tmp_path):
-    config = _tiny(tmp_path / "run", distill_weight=0.5, weight_bits=(4,), quant_ranges="lsq")
+    config = _tiny(tmp_path / "run", distill_weight=0.5, weight_bits=(4,), quant_ranges="lsq",
+                   uniform_qat_bits=())  # fmt: skip
     result = Search(config).run()
     stored = json.loads((tmp_path / "run" / "result.json").read_text())
     plain, distilled = stored["fp32"], stored["fp32_distilled"]

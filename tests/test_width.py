@@ -184,7 +184,8 @@ def test_kill_during_the_float_pretraining_at_the_chosen_width_then_resume(tmp_p
     assert again.returncode == 0, again.stderr
     assert f"final model of genome {chosen} read from" in again.stderr
     assert "training the float model at widths" not in again.stderr
-    assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 2.5
+    final_epochs = float(flags[flags.index("--final-epochs") + 1])
+    assert json.loads((out / "result.json").read_text())["chosen"]["epochs"] == 2 + final_epochs
 
 
 @pytest.mark.parametrize(("fitness", "final_init"), [("supernet", "scratch"), ("scratch", "widen")])

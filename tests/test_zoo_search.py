@@ -15,9 +15,10 @@ def test_short_search_runs_for_every_zoo_model(name, tmp_path, capsys):
     out = tmp_path / name
     code = main([
         "search", "--model", name, "--out", str(out), "--population", "4", "--generations",
-        "1", "--pretrain-epochs", "0.1", "--search-epochs", "0.2", "--final-epochs", "0.05",
+        "1", "--pretrain-epochs", "0.02", "--search-epochs", "0.2", "--final-epochs", "0.02",
         "--search-train-samples", "128", "--search-val-samples", "64", "--weight-bits", "2,8",
-        "--act-bits", "8", "--expansion-ratios", "1.0,1.25", "--no-progress",
+        "--act-bits", "8", "--expansion-ratios", "1.0,1.25", "--uniform-qat-bits", "",
+        "--no-progress",
     ])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     result = json.loads((out / "result.json").read_text())
