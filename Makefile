@@ -34,10 +34,10 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# One pytest-xdist worker per core (at most 4), one torch thread each; the tests that read one
-# shared search run on one worker (tests/conftest.py). A plain `pytest` runs in one process.
+# One pytest-xdist worker per core (at most 4), one torch thread each; a search that several
+# tests read runs once per worker. A plain `pytest` runs in one process.
 test: setup system-deps
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --maxprocesses 4
 
 lint: setup
 	$(BIN)/ruff check mogaqnn tests benchmarks

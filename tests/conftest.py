@@ -8,43 +8,6 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Fixtures that run a search several tests read. Under xdist with --dist loadgroup (make test)
-# the tests that use one are one xdist_group: one worker runs the search once for all of them.
-SHARED_RUNS = ("tiny_run_dir", "tiny_run")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        shared = [f for f in SHARED_RUNS if f in getattr(item, "fixturenames", ())]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
-    if hasattr(config, "workerinput"):  # an xdist worker
-        from tests._xdist_groups import write_groups
-
-        write_groups(config, items)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    from tests._xdist_groups import KEY, folder
-
-    node.workerinput[KEY] = str(folder(node.config))
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_xdist_make_scheduler(config, log):
-    if config.getvalue("dist") == "loadgroup":
-        from tests._xdist_groups import GroupScheduling
-
-        return GroupScheduling(config, log)
-    return None
-
-
-def pytest_unconfigure(config):
-    from tests._xdist_groups import remove_folder
-
-    remove_folder(config)
-
 
 @pytest.fixture(autouse=True)
 def _seed():
@@ -53,7 +16,8 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory):
-    """One finished tiny search (report included), shared by the export and report tests."""
+    """One finished tiny search (report included), shared by the export and report tests
+    (once per xdist worker: each has its own temporary folder, so no test sees another's writes)."""
     import mogaqnn
 
     out = tmp_path_factory.mktemp("tiny") / "run"
