@@ -199,8 +199,8 @@ FIELD_HELP: dict[str, str] = {
     "standard errors (Wilson) below an individual at most its size already evaluated: it is "
     "clearly dominated, and its accuracy on the images seen is recorded (0: every pass whole; "
     "with several workers a stop depends on what the others have finished)",
-    "final_init": "scratch: the chosen architecture is trained from a fresh initialisation "
-    "at its width (pretraining as the base, cached as chosen_float.pt, then the final QAT); "
+    "final_init": "scratch: each final candidate is trained from a fresh initialisation "
+    "at its width (pretraining as the base, kept under final/, then the final QAT); "
     "widen: the base widened by copying channels, then the final QAT",
     "fitness": "how an individual reaches its width before its QAT fine-tune: widen (copies "
     "of the base's channels), scratch (float training from scratch on the search subset), "
