@@ -108,32 +108,21 @@ def best_clip_ratio(w: torch.Tensor, bits: int) -> torch.Tensor:
     return best
 
 
-class QuantLayer:
-    """Mixin state: weight and input-activation bits, the weights' clipping ratios and
-    the activations' scale (buffers, so a state dict restores them).
+class ActivationState:
+    """Mixin: whether a layer's input is calibrated and signed, kept twice: in buffers,
+    which a state dict saves and restores, and in Python attributes that the forward reads.
+    Reading a buffer with ``bool()`` in every forward would wait for the device at every step
+    on a GPU; the attributes are set where the buffers are (calibration, loading a state
+    dict)."""
 
-    Whether the input is calibrated and signed is kept twice: in buffers, which a state dict
-    saves and restores, and in Python attributes that the forward reads. Reading a buffer
-    with ``bool()`` in every forward would wait for the device at every step on a GPU; the
-    attributes are set where the buffers are (calibration, loading a state dict)."""
+    act_calibrated: torch.Tensor
+    act_is_signed: torch.Tensor
 
-    weight: torch.Tensor
-    weight_bits: int
-    act_bits: int
-    weight_clip: torch.Tensor
-    act_scale: torch.Tensor
-    range_mode: str = "fixed"
-
-    def _init_quant(self, weight_bits: int, act_bits: int) -> None:
-        self.weight_bits = int(weight_bits)
-        self.act_bits = int(act_bits)
-        on = {"device": self.weight.device}  # beside the weights, wherever they are
-        self.register_buffer("weight_clip", best_clip_ratio(self.weight, self.weight_bits))
-        self.register_buffer("act_scale", torch.ones(1, **on))
-        # Buffers, so that a saved state dict restores them: calibrated on the first batch
-        # seen unless calibrate_activation ran before; signed when that batch had negatives.
-        self.register_buffer("act_calibrated", torch.tensor(False, **on))
-        self.register_buffer("act_is_signed", torch.tensor(False, **on))
+    def _init_activation_state(self, device: torch.device) -> None:
+        # calibrated on the first batch seen unless calibrated before; signed when that
+        # batch had negatives
+        self.register_buffer("act_calibrated", torch.tensor(False, device=device))  # type: ignore[attr-defined]
+        self.register_buffer("act_is_signed", torch.tensor(False, device=device))  # type: ignore[attr-defined]
         self._act_calibrated = False
         self._act_signed = False
 
@@ -153,6 +142,33 @@ class QuantLayer:
         if signed is not None:
             self.act_is_signed.fill_(signed)
             self._act_signed = bool(signed)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
+        # the mirrors of the buffers just loaded (one read per load, not per forward)
+        self._act_calibrated = bool(self.act_calibrated)
+        self._act_signed = bool(self.act_is_signed)
+
+
+class QuantLayer(ActivationState):
+    """Mixin state: weight and input-activation bits, the weights' clipping ratios and
+    the activations' scale (buffers, so a state dict restores them), whether the input is
+    calibrated and signed (``ActivationState``)."""
+
+    weight: torch.Tensor
+    weight_bits: int
+    act_bits: int
+    weight_clip: torch.Tensor
+    act_scale: torch.Tensor
+    range_mode: str = "fixed"
+
+    def _init_quant(self, weight_bits: int, act_bits: int) -> None:
+        self.weight_bits = int(weight_bits)
+        self.act_bits = int(act_bits)
+        on = {"device": self.weight.device}  # beside the weights, wherever they are
+        self.register_buffer("weight_clip", best_clip_ratio(self.weight, self.weight_bits))
+        self.register_buffer("act_scale", torch.ones(1, **on))
+        self._init_activation_state(self.weight.device)
 
     @torch.no_grad()
     def calibrate_activation(self, x: torch.Tensor) -> None:
@@ -189,10 +205,7 @@ class QuantLayer:
         # A checkpoint of an LSQ layer holds its learned weight scale: become LSQ to take it.
         if prefix + LSQ_WEIGHT_SCALE in state_dict and self.range_mode != "lsq":
             self.set_range_mode("lsq")
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
-        # the mirrors of the buffers just loaded (one read per load, not per forward)
-        self._act_calibrated = bool(self.act_calibrated)
-        self._act_signed = bool(self.act_is_signed)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def _learns_weight_scale(self) -> bool:

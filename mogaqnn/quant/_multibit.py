@@ -27,6 +27,7 @@ from ._layers import (
     _CALIBRATION_SAMPLE,
     LSQ_MAX_BITS,
     LSQ_WEIGHT_SCALE,
+    ActivationState,
     QuantConv2d,
     QuantLayer,
     QuantLinear,
@@ -60,8 +61,9 @@ def _act_step(bits: int) -> str:
     return f"a{bits}_scale"
 
 
-class MultiBitLayer:
-    """Mixin: the bit choices, the steps of every bit width, the bits now in use."""
+class MultiBitLayer(ActivationState):
+    """Mixin: the bit choices, the steps of every bit width, the bits now in use, whether the
+    input is calibrated and signed (``ActivationState``)."""
 
     weight: torch.Tensor
     bias: torch.Tensor | None
@@ -90,15 +92,7 @@ class MultiBitLayer:
                 self.register_buffer(_act_step(b), torch.ones(1, **on))
         # |x| at calibration: the activation step of bits outside the choices (at_bits)
         self.register_buffer("act_range", torch.ones(1, **on))
-        # as QuantLayer: buffers for the state dict, Python mirrors for the forward
-        self.register_buffer("act_calibrated", torch.tensor(False, **on))
-        self.register_buffer("act_is_signed", torch.tensor(False, **on))
-        self._act_calibrated = False
-        self._act_signed = False
-
-    @property
-    def act_signed(self) -> bool:
-        return self._act_signed
+        self._init_activation_state(self.weight.device)
 
     def set_bits(self, weight_bits: int, act_bits: int) -> None:
         self._check_bits(weight_bits, act_bits)
@@ -110,14 +104,6 @@ class MultiBitLayer:
                 f"bits w{weight_bits}a{act_bits} are not among this layer's choices "
                 f"(weights {self.weight_choices}, activations {self.act_choices})"
             )
-
-    @torch.no_grad()
-    def set_activation_state(self, *, calibrated: bool, signed: bool | None = None) -> None:
-        self.act_calibrated.fill_(calibrated)
-        self._act_calibrated = bool(calibrated)
-        if signed is not None:
-            self.act_is_signed.fill_(signed)
-            self._act_signed = bool(signed)
 
     @torch.no_grad()
     def calibrate_activation(self, x: torch.Tensor) -> None:
@@ -140,11 +126,6 @@ class MultiBitLayer:
             if b <= LSQ_MAX_BITS:
                 step = weight_scale_for(self.weight, b, best_clip_ratio(self.weight, b))
                 getattr(self, _weight_step(b)).copy_(step)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
-        self._act_calibrated = bool(self.act_calibrated)
-        self._act_signed = bool(self.act_is_signed)
 
     def quantized_weight(self) -> torch.Tensor:
         b = self.weight_bits
