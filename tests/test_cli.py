@@ -212,6 +212,7 @@ def test_a_bad_storage_url_fails_before_anything_is_written_or_trained(tmp_path,
     assert main(["search", "--storage", bad, "--out", str(out), *TINY]) == 2
     err = capsys.readouterr().err
     assert "cannot open storage" in err and "pretraining" not in err
+    assert len(err.strip().splitlines()) == 1, err  # one sentence, not the driver's page
     assert not out.exists()
 
 

@@ -176,7 +176,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             ) from exc
         except Exception as exc:  # bad URL, unreachable server
             if attempt == 2 or not _may_be_schema_race(exc):
-                raise ConfigError(f"cannot open storage {url!r}: {exc}") from exc
+                # the driver's own message, first line: SQLAlchemy appends a background link
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                raise ConfigError(f"cannot open storage {url!r}: {reason}") from exc
             time.sleep(1.0)  # a worker started at the same moment is creating the tables
     raise AssertionError("unreachable")
 
