@@ -206,12 +206,15 @@ def test_a_typo_writes_nothing_and_the_corrected_command_runs(tmp_path, capsys):
     )
 
 
-def test_a_bad_storage_url_fails_before_anything_is_written_or_trained(tmp_path, capsys):
+@pytest.mark.parametrize("bad", ["sqlite:///NO/such/dir/db.sqlite",
+                                 "postgresql://nobody@127.0.0.1:1/none"])  # fmt: skip
+def test_a_bad_storage_url_fails_before_anything_is_written_or_trained(bad, tmp_path, capsys):
     out = tmp_path / "x"
-    bad = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'db.sqlite'}"
+    bad = bad.replace("NO", str(tmp_path / "no"))
     assert main(["search", "--storage", bad, "--out", str(out), *TINY]) == 2
     err = capsys.readouterr().err
     assert "cannot open storage" in err and "pretraining" not in err
+    assert repr(bad) in err  # the URL as typed, not as rewritten for the driver
     assert len(err.strip().splitlines()) == 1, err  # one sentence, not the driver's page
     assert not out.exists()
 

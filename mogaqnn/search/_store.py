@@ -154,7 +154,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         _repair_journal(path)
         _check_journal(path)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=_FlockLock(path)))
-    url = database_url(url)
+    given, url = url, database_url(url)
     # Optuna 4.9 renamed the callback that heartbeats call for a dead worker's trial.
     callback = (
         "heartbeat_stale_trial_callback"
@@ -171,14 +171,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 )  # fmt: skip
         except ImportError as exc:
             raise ConfigError(
-                f"cannot open storage {url!r}: its database driver is missing ({exc}); for "
+                f"cannot open storage {given!r}: its database driver is missing ({exc}); for "
                 "PostgreSQL install the postgres extra: pip install 'mogaqnn[postgres]'"
             ) from exc
         except Exception as exc:  # bad URL, unreachable server
             if attempt == 2 or not _may_be_schema_race(exc):
                 # the driver's own message, first line: SQLAlchemy appends a background link
                 reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-                raise ConfigError(f"cannot open storage {url!r}: {reason}") from exc
+                raise ConfigError(f"cannot open storage {given!r}: {reason}") from exc
             time.sleep(1.0)  # a worker started at the same moment is creating the tables
     raise AssertionError("unreachable")
 
