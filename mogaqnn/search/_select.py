@@ -3,16 +3,17 @@ candidates that the final recipe trains, and the configured rule among them.
 
 The rule first picks from the search's val accuracies (``choose``: the front, and the
 individual the rule prefers); ``final_candidates`` adds the best of the front at each claim
-compression and then individuals spread over the front's sizes, up to k; after their final
-training the rule chooses again among them, by their final val accuracy
-(``choose_trained``).
+compression, the best bits-for-width seed and then individuals spread over the front's
+sizes, up to k; after their final training the rule chooses again among them, by their
+final val accuracy (``choose_trained``).
 
-``match-fp32`` (the default) aims at the paper's claim with validation data only: the
-smallest individual of the front whose val accuracy reaches the FP32 base fine-tuned by the
-same recipe; when none does, the most accurate. ``accuracy`` takes the most accurate (ties
-to the smaller), ``smallest`` the smallest.
+``accuracy`` (the default) takes the most accurate (ties to the smaller): with the size
+target it is the paper's claim, smaller and more accurate. ``match-fp32`` takes the smallest
+individual whose val accuracy reaches the FP32 reference (the FP32 base fine-tuned by the
+search's recipe; after the final training, the stronger FP32 baseline), else the most
+accurate; ``smallest`` the smallest.
 
-No margin over the reference: on small validation subsets the smallest individual that
+``match-fp32`` uses no margin over the reference: on small validation subsets the smallest individual that
 "matches" often matched by luck, but raising the reference did not pay on test. Six
 demo-budget runs of LeNet-5 on MNIST-5k (seeds 0-2, no limit and FP32/8), each rule's choice
 trained with the final recipe (benchmarks/selection_rules.py, results/selection_rules_demo.md):
