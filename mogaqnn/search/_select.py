@@ -13,8 +13,9 @@ individual whose val accuracy reaches the FP32 reference (the FP32 base fine-tun
 search's recipe; after the final training, the stronger FP32 baseline), else the most
 accurate; ``smallest`` the smallest.
 
-``match-fp32`` uses no margin over the reference: on small validation subsets the smallest individual that
-"matches" often matched by luck, but raising the reference did not pay on test. Six
+``match-fp32`` uses no margin over the reference: on small validation subsets the smallest
+individual that "matches" often matched by luck, but raising the reference did not pay on
+test. Six
 demo-budget runs of LeNet-5 on MNIST-5k (seeds 0-2, no limit and FP32/8), each rule's choice
 trained with the final recipe (benchmarks/selection_rules.py, results/selection_rules_demo.md):
 final val minus the stronger FP32's, margin 0 / 1 / 2 standard errors / accuracy: -0.04 /
