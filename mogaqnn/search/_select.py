@@ -15,12 +15,12 @@ accurate; ``smallest`` the smallest.
 
 ``match-fp32`` uses no margin over the reference: on small validation subsets the smallest
 individual that "matches" often matched by luck, but raising the reference did not pay on
-test. Six
-demo-budget runs of LeNet-5 on MNIST-5k (seeds 0-2, no limit and FP32/8), each rule's choice
-trained with the final recipe (benchmarks/selection_rules.py, results/selection_rules_demo.md):
-final val minus the stronger FP32's, margin 0 / 1 / 2 standard errors / accuracy: -0.04 /
-+0.17 / +0.33 / +0.33 pp (std ~0.9), compression 12.4 / 9.7 / 9.5 / 9.5x, test -0.38 /
--0.20 / -0.28 / -0.28 pp: within noise, at a quarter less compression.
+test. Six demo-budget runs of LeNet-5 on MNIST-5k (seeds 0-2, no limit and FP32/8), each
+rule's choice trained with the final recipe (benchmarks/selection_rules.py,
+results/selection_rules_demo.md): final val minus the stronger FP32's, margin 0 / 1 / 2
+standard errors / accuracy: -0.04 / +0.17 / +0.33 / +0.33 pp (std ~0.9), compression 12.4 /
+9.7 / 9.5 / 9.5x, test -0.38 / -0.20 / -0.28 / -0.28 pp: within noise, at a quarter less
+compression.
 """
 
 from __future__ import annotations
