@@ -475,3 +475,16 @@ def test_the_smoke_profile_runs_a_cell_and_seed_end_to_end(tmp_path):
     assert doc["smoke_check"] and doc["cells"]["mnist5k/lenet5"]["seeds"]["mogaqnn"] == [0]
     assert doc["defaults"]["final_candidates"] == SearchConfig().final_candidates
     assert (BENCHMARKS.parent / "README.md").read_text() == readme
+
+
+def test_the_estimate_uses_the_epoch_time_the_cells_convergence_check_measured():
+    budget = plan.standard_budget("standard", "fashion-mnist/lenet5")
+    assert plan.measured_epoch_s(None) is None  # before the check has run: EPOCH_S
+    check = {"epochs": 10, "epochs_doubled": 20, "wall_s": 120.0}  # 3 (P + F) epochs
+    assert plan.measured_epoch_s(check) == pytest.approx(4.0)
+    estimated = plan.unit_s("fashion-mnist/lenet5", budget, 2)
+    measured = plan.unit_s("fashion-mnist/lenet5", budget, 2, plan.measured_epoch_s(check))
+    epoch = plan.EPOCH_S["lenet5"] * plan.TRAIN_IMAGES["fashion-mnist"] / 3600
+    for arm in ("convergence", "mogaqnn", "random"):
+        assert measured[arm] == pytest.approx(estimated[arm] * 4.0 / epoch)
+    assert measured["convergence"] == pytest.approx(check["wall_s"])

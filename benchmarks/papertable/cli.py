@@ -144,8 +144,9 @@ def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: s
 
 def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
                args: argparse.Namespace) -> None:  # fmt: skip
-    """Per cell in run order: its seeds, its estimated hours, and what remains of it (the
-    units not yet done at this budget and the package's defaults)."""
+    """Per cell in run order: its seeds, its estimated hours (at the epoch time its
+    convergence check measured, once it has run), and what remains of it (the units not yet
+    done at this budget and the package's defaults)."""
     print(f"plan (estimated wall hours at 1 thread per process, --workers {args.workers}; "
           f"units per seed: {', '.join(args.arms)}; once per cell: convergence):",
           flush=True)  # fmt: skip
@@ -153,8 +154,11 @@ def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
     todo_units = 0
     for c in order:
         b, s = budgets[c], run_seeds(c)
-        units = plan.unit_s(c, b, args.workers)
-        hours = plan.estimate_s(c, b, len(s), args.workers, tuple(args.arms))
+        measured = plan.measured_epoch_s(
+            plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) if s else None
+        )
+        units = plan.unit_s(c, b, args.workers, measured)
+        hours = plan.estimate_s(c, b, len(s), args.workers, tuple(args.arms), measured)
         todo = [(seed, a) for seed in s for a in args.arms
                 if plan.read_unit(plan.unit_path(root, c, seed, a), b) is None]  # fmt: skip
         if s and plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) is None:
@@ -162,7 +166,8 @@ def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
         remaining = sum(units[a] for _, a in todo)
         total, left, todo_units = total + hours, left + remaining, todo_units + len(todo)
         per_unit = ", ".join(f"{a} {units[a] / 3600:.1f}" for a in ("convergence", *args.arms))
-        print(f"  {c}: seeds {s}, ~{hours / 3600:.1f} h ({per_unit} h a unit); to run: "
+        epochs = "measured epochs" if measured else "estimated epochs"
+        print(f"  {c}: seeds {s}, ~{hours / 3600:.1f} h ({per_unit} h a unit, {epochs}); to run: "
               f"{len(todo)} of {len(s) * len(args.arms) + 1} units, ~{remaining / 3600:.1f} h",
               flush=True)  # fmt: skip
     print(f"  total ~{total / 3600:.1f} h; to run: {todo_units} units, ~{left / 3600:.1f} h",

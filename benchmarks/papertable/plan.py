@@ -150,16 +150,27 @@ SUPERNET_EPOCHS_PER_EPOCH = 8.0
 UNIFORM_EPOCHS_PER_F = 2.0
 
 
-def unit_s(cell: str, budget: dict[str, Any], workers: int) -> dict[str, float]:
+def measured_epoch_s(convergence: dict[str, Any] | None) -> float | None:
+    """A cell's seconds per FP32 epoch as its convergence unit measured them (3 (P + F)
+    epochs, one process, 1 thread); None before it has run. Fashion-MNIST / LeNet-5's
+    took 4.2 s an epoch where EPOCH_S says 15 (30cee47)."""
+    if not convergence or not convergence.get("wall_s"):
+        return None
+    return convergence["wall_s"] / (convergence["epochs"] + convergence["epochs_doubled"])
+
+
+def unit_s(cell: str, budget: dict[str, Any], workers: int,
+           epoch_s: float | None = None) -> dict[str, float]:  # fmt: skip
     """Wall seconds of each of a cell's units on this CPU (1 thread per process), from
-    EPOCH_S and the costs above. ``mogaqnn``: the base (P), the supernet, its search split
+    ``epoch_s`` (the cell's measured seconds per FP32 epoch) or else EPOCH_S, and the
+    costs above. ``mogaqnn``: the base (P), the supernet, its search split
     over the workers, k final-trained candidates, both FP32 baselines (2 F) and uniform
     8/4/2-bit QAT. ``random``: its search and k candidates (base, supernet and FP32
     baselines copied from the mogaqnn arm; where runs/ was lost in between, it trains the
     base and supernet again). ``convergence``: the FP32 recipe at its budget and at twice
     it, 3 (P + F)."""
     dataset, model = cell.split("/")
-    epoch = EPOCH_S[model] * TRAIN_IMAGES[dataset] / 3600
+    epoch = epoch_s or EPOCH_S[model] * TRAIN_IMAGES[dataset] / 3600
     p, f = budget["pretrain_epochs"], budget["final_epochs"]
     evals = budget["population"] * budget["generations"]
     search = (evals * budget["search_train_samples"] / TRAIN_IMAGES[dataset]
@@ -175,9 +186,9 @@ def unit_s(cell: str, budget: dict[str, Any], workers: int) -> dict[str, float]:
 
 
 def estimate_s(cell: str, budget: dict[str, Any], seeds: int, workers: int,
-               arms: tuple[str, ...] = ARMS) -> float:  # fmt: skip
+               arms: tuple[str, ...] = ARMS, epoch_s: float | None = None) -> float:  # fmt: skip
     """Wall seconds of a cell: ``seeds`` x its ``arms``' units, and its convergence check."""
-    units = unit_s(cell, budget, workers)
+    units = unit_s(cell, budget, workers, epoch_s)
     return seeds * sum(units[a] for a in arms) + units["convergence"]
 
 
