@@ -18,7 +18,7 @@ the same evaluations and final stage, from the mogaqnn run's base, supernet and 
 trainings; no uniform QAT). One search serves both claims: at >= 4x and at >= 8x the
 final-trained candidate with the best final val at least that small (result.json's
 ``claims``). Once per cell (first seed, before its searches): ``convergence`` (the FP32
-recipe at twice the epochs: converged when val accuracy moves < 0.5 pp). Cells run
+recipe at twice the epochs: converged when val accuracy gains < 0.5 pp). Cells run
 Fashion-MNIST first, each dataset's cheapest first. The units are aggregated
 (benchmarks/_evidence.py) into ``benchmarks/results/paper_table_standard.{json,md,png}``:
 per cell and threshold the paired difference to the stronger FP32 baseline with its 95%

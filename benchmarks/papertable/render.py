@@ -230,7 +230,8 @@ def evidence_markdown(doc: dict[str, Any]) -> str:
         )  # fmt: skip
     lines += ["", "## FP32 convergence", "",
               "Each cell's first seed: val accuracy at the budget and at twice it; converged: "
-              "< 0.5 pp apart (a cell that fails runs no search until its budget is raised).",
+              "twice the epochs gain < 0.5 pp (a cell that fails runs no search until its "
+              "budget is raised).",
               ""]  # fmt: skip
     for name, c in cells.items():
         v = c["convergence"]
