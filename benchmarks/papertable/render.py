@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import claim_key
-from .plan import ARMS, CLAIM_THRESHOLDS, DATASET_NAMES, DATASETS, MODELS, SEARCHES
+from .plan import ARMS, CLAIM_THRESHOLDS, DATASET_NAMES, DATASETS, SEARCHES
 
 HEADLINE_START = "<!-- paper-table-headline:start -->"
 HEADLINE_END = "<!-- paper-table-headline:end -->"
@@ -277,7 +277,7 @@ def plot_fronts(doc: dict[str, Any], path: Path) -> Path:
 
     cells = doc["cells"]
     datasets = [d for d in DATASETS if any(n.startswith(d + "/") for n in cells)]
-    models = [m for m in MODELS if any(n.endswith("/" + m) for n in cells)]
+    models = list(dict.fromkeys(n.split("/")[1] for n in cells))  # the tables' column order
     fig, axes = plt.subplots(len(datasets), len(models), squeeze=False, sharex=True, sharey=True,
                              figsize=(3.1 * len(models), 3.0 * len(datasets)))  # fmt: skip
     lo, hi = GAP_RANGE_PP
