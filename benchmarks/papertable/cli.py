@@ -154,14 +154,13 @@ def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
     todo_units = 0
     for c in order:
         b, s = budgets[c], run_seeds(c)
-        measured = plan.measured_epoch_s(
-            plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) if s else None
-        )
+        check = plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) if s else None
+        measured = plan.measured_epoch_s(check)
         units = plan.unit_s(c, b, args.workers, measured)
         hours = plan.estimate_s(c, b, len(s), args.workers, tuple(args.arms), measured)
         todo = [(seed, a) for seed in s for a in args.arms
                 if plan.read_unit(plan.unit_path(root, c, seed, a), b) is None]  # fmt: skip
-        if s and plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) is None:
+        if s and check is None:
             todo.append((s[0], "convergence"))
         remaining = sum(units[a] for _, a in todo)
         total, left, todo_units = total + hours, left + remaining, todo_units + len(todo)
