@@ -118,9 +118,11 @@ def _seed(s: int, gain: float) -> dict:
 def test_cell_aggregate_claims_hypervolume_tau_and_missing_units():
     units = {s: _seed(s, g) for s, g in ((0, 0.004), (1, 0.006), (2, 0.005))}
     del units[2]["random"]  # seed 2 without its random search: MOGAQNN counts it, HV does not
-    units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.972,
-                               "converged": True}  # fmt: skip
+    # stored by an older, two-sided rule (a 0.5 pp drop called under-trained): judged again
+    units[0]["convergence"] = {"val_accuracy": 0.97, "val_accuracy_doubled": 0.965,
+                               "difference_pp": -0.5, "converged": False}  # fmt: skip
     c = aggregate.aggregate_cell("mnist5k/lenet5", units, [0, 1, 2])
+    assert c["convergence"]["converged"] is True
     assert c["seeds"] == {"mogaqnn": [0, 1, 2], "random": [0, 1]}
     assert c["missing"] == ["mnist5k/lenet5 seed 2 random"]
     # at >= 8x: trial 1 (9x, the best final val at that size), +0.4 / +0.6 / +0.5 pp
@@ -421,7 +423,7 @@ def test_the_convergence_check_needs_no_run_directory_and_random_search_copies_f
     once, twice = unit["val_accuracy"], unit["val_accuracy_doubled"]
     assert unit["epochs_doubled"] == pytest.approx(0.2) and 0 < once < 1 and 0 < twice < 1
     assert unit["difference_pp"] == pytest.approx(100 * (twice - once))
-    assert unit["converged"] == runner.budget_converged(unit["difference_pp"])
+    assert unit["converged"] == plan.budget_converged(unit["difference_pp"])
     # the arms: the package's defaults but the sampler, and no uniform QAT for random search
     defaults = SearchConfig()
     rnd = runner.standard_config("mnist5k/lenet5", budget, 0, tmp_path / "s0" / "random",
@@ -475,6 +477,11 @@ def test_the_smoke_profile_runs_a_cell_and_seed_end_to_end(tmp_path):
     assert doc["smoke_check"] and doc["cells"]["mnist5k/lenet5"]["seeds"]["mogaqnn"] == [0]
     assert doc["defaults"]["final_candidates"] == SearchConfig().final_candidates
     assert (BENCHMARKS.parent / "README.md").read_text() == readme
+    again = subprocess.run([sys.executable, str(script), "--profile", "standard-smoke",
+                            "--seeds", "0", "--runs", str(tmp_path), "--aggregate"], check=True,
+                           capture_output=True, text=True, env=CHECKOUT,
+                           cwd=script.parents[1])  # fmt: skip
+    assert "plan (" not in again.stdout and again.stdout.startswith("wrote ")  # trains nothing
 
 
 def test_the_estimate_uses_the_epoch_time_the_cells_convergence_check_measured():
@@ -492,5 +499,5 @@ def test_the_estimate_uses_the_epoch_time_the_cells_convergence_check_measured()
 
 def test_an_fp32_budget_is_under_trained_only_when_twice_the_epochs_gain_half_a_point():
     # MNIST-5k / LeNet-5 at 20 and 40 epochs: 97.50 % then 97.00 % val, 2 of 400 images lost
-    assert runner.budget_converged(-0.5) and runner.budget_converged(0.25)
-    assert not runner.budget_converged(0.5) and not runner.budget_converged(1.0)
+    assert plan.budget_converged(-0.5) and plan.budget_converged(0.25)
+    assert not plan.budget_converged(0.5) and not plan.budget_converged(1.0)

@@ -18,7 +18,16 @@ import torch
 
 import mogaqnn
 
-from .plan import ARMS, CLAIM_THRESHOLDS, DATASETS, ONCE, jsonable, read_unit, unit_path
+from .plan import (
+    ARMS,
+    CLAIM_THRESHOLDS,
+    DATASETS,
+    ONCE,
+    budget_converged,
+    jsonable,
+    read_unit,
+    unit_path,
+)
 
 Units = dict[int, dict[str, dict[str, Any]]]  # a cell's units: units[seed][arm]
 FP32 = ("fp32", "fp32_distilled")
@@ -110,6 +119,8 @@ def aggregate_cell(cell: str, units: Units, planned: list[int]) -> dict[str, Any
     first = units.get(planned[0], {}) if planned else {}
     convergence = {k: v for k, v in first.get("convergence", {}).items()
                    if k not in ("budget", "defaults")}  # fmt: skip
+    if convergence:  # judged by today's rule, not the flag the unit stored when it ran
+        convergence["converged"] = budget_converged(convergence["difference_pp"])
     out: dict[str, Any] = {
         "cell": cell, "seeds": have, "planned_seeds": planned, "missing": missing,
         "wall_s": sum(u.get("wall_s", 0.0) for s in units for u in units[s].values()),

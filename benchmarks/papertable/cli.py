@@ -112,7 +112,8 @@ def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: s
         return seeds if args.all_seeds else seeds[: budgets[cell]["seeds"]]
 
     order = plan.run_order(cells, budgets)
-    print_plan(order, budgets, run_seeds, root, args)
+    if not args.aggregate:  # the outputs alone train nothing: no hours to plan
+        print_plan(order, budgets, run_seeds, root, args)
     if args.plan:
         return 0
     table = plan.table_plan(profile)  # the outputs cover every cell, whichever cells run

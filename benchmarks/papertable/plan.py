@@ -109,6 +109,16 @@ STANDARD_SMOKE: dict[str, Any] = {
 }  # fmt: skip
 
 
+UNDER_TRAINED_PP = 0.5  # val gain from twice the FP32 epochs that calls a budget under-trained
+
+
+def budget_converged(gain_pp: float) -> bool:
+    """Whether an FP32 budget is trained enough: twice its epochs gain less than
+    UNDER_TRAINED_PP of val accuracy. One-sided: a drop is noise or over-fitting, not an
+    under-trained baseline that a search could beat unfairly."""
+    return gain_pp < UNDER_TRAINED_PP
+
+
 def standard_budget(profile: str, cell: str) -> dict[str, Any]:
     """A cell's budget: the search's config keys the table sets, and "seeds" (how many the
     plan runs)."""

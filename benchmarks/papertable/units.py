@@ -34,6 +34,7 @@ from mogaqnn.size import KIB_BITS, fp32_size_bits
 from .plan import (
     ARMS,
     SEARCHES,
+    budget_converged,
     jsonable,
     package_defaults,
     read_unit,
@@ -107,16 +108,6 @@ def seed_sibling(src: Path, dst: Path, config: mogaqnn.SearchConfig) -> None:
         for f in finished:
             shutil.copy2(f, dst / FINAL_DIR / f.name)
     (dst / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-
-
-UNDER_TRAINED_PP = 0.5  # val gain from twice the FP32 epochs that calls a budget under-trained
-
-
-def budget_converged(gain_pp: float) -> bool:
-    """Whether an FP32 budget is trained enough: twice its epochs gain less than
-    UNDER_TRAINED_PP of val accuracy. One-sided: a drop is noise or over-fitting, not an
-    under-trained baseline that a search could beat unfairly."""
-    return gain_pp < UNDER_TRAINED_PP
 
 
 def convergence_unit(config: mogaqnn.SearchConfig, device: str) -> dict[str, Any]:
@@ -194,10 +185,11 @@ def run_convergence(cell: str, seed: int, budget: dict[str, Any], root: Path, ru
     path = unit_path(root, cell, seed, "convergence")
     timed(path, budget, f"{cell} convergence", lambda: convergence_unit(config, args.device))
     unit = read_unit(path, budget)
+    converged = budget_converged(unit["difference_pp"])  # today's rule, not the stored flag
     print(f"{cell}: FP32 val {unit['val_accuracy']:.2%} at {unit['epochs']:g} epochs, "
           f"{unit['val_accuracy_doubled']:.2%} at {unit['epochs_doubled']:g}: "
-          f"{'converged' if unit['converged'] else 'NOT converged'}", flush=True)  # fmt: skip
-    if not unit["converged"] and args.profile == "standard":
+          f"{'converged' if converged else 'NOT converged'}", flush=True)  # fmt: skip
+    if not converged and args.profile == "standard":
         print(f"{cell}: its FP32 budget is under-trained; raise its epochs in EPOCHS_AND_SUBSET "
               f"(benchmarks/papertable/plan.py): its searches are skipped", flush=True)  # fmt: skip
-    return unit["converged"]
+    return converged
