@@ -476,6 +476,9 @@ def test_the_smoke_profile_runs_a_cell_and_seed_end_to_end(tmp_path):
     doc = json.loads((tmp_path / "results" / "paper_table_standard-smoke.json").read_text())
     assert doc["smoke_check"] and doc["cells"]["mnist5k/lenet5"]["seeds"]["mogaqnn"] == [0]
     assert doc["defaults"]["final_candidates"] == SearchConfig().final_candidates
+    # the outputs name the command that remakes them from the units, not the run that wrote them
+    assert doc["command"] == ("python benchmarks/paper_table.py --profile standard-smoke "
+                              "--seeds 0 --aggregate")  # fmt: skip
     assert (BENCHMARKS.parent / "README.md").read_text() == readme
     again = subprocess.run([sys.executable, str(script), "--profile", "standard-smoke",
                             "--seeds", "0", "--runs", str(tmp_path), "--aggregate"], check=True,

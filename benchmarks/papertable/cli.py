@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import _provenance  # benchmarks/_provenance.py
@@ -91,11 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     args.arms = [a for a in args.arms.split(",") if a]
     if not args.arms or set(args.arms) - set(plan.ARMS):
         p.error(f"--arms: {','.join(args.arms)!r} is not a list of {', '.join(plan.ARMS)}")
-    command = "python benchmarks/paper_table.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    return run(args, cells, seeds, command)
+    return run(args, cells, seeds)
 
 
-def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: str) -> int:
+def run(args: argparse.Namespace, cells: list[str], seeds: list[int]) -> int:
     """The plan of ``cells`` (hours per cell, and what remains), then (unless only the plan
     or the outputs are asked for) each cell's convergence check and, where it converged,
     its seeds' units, Fashion-MNIST first and each dataset's cheapest cell first; the
@@ -117,6 +115,11 @@ def run(args: argparse.Namespace, cells: list[str], seeds: list[int], command: s
     if args.plan:
         return 0
     table = plan.table_plan(profile)  # the outputs cover every cell, whichever cells run
+    # the outputs name the command that remakes them from the units, whichever run wrote them
+    command = (
+        f"python benchmarks/paper_table.py --profile {profile} "
+        f"--seeds {','.join(map(str, seeds))} --aggregate"
+    )
 
     def write() -> dict:
         doc = aggregate(profile, root, table, seeds, command)
