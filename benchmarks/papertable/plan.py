@@ -66,8 +66,9 @@ TRAIN_IMAGES = {"mnist5k": 3600, "fashion-mnist": 54000}  # 15x the images
 # 98.75% at twice, 4699451) -> 24+8, nor was 24+8 (98.50% -> 99.00%, 3964098) -> 48+16;
 # ResNet-20 12+4; MobileNetV2 12+4 was not converged (95.75% -> 96.25% at twice, 2 of 400
 # val images, 829fee0) -> 24+8, nor was 24+8 (96.25% -> 97.50%, 1eab0f9) -> 48+16;
-# Fashion-MNIST (15x the images per epoch) a third to a half of MNIST-5k's epochs. Every cell checks its own budget (unit ``convergence``, the
-# record's units converged at every one of these budgets).
+# Fashion-MNIST (15x the images per epoch) a third to a half of MNIST-5k's epochs. Every
+# cell checks its own budget (unit ``convergence``, the record's units converged at every
+# one of these budgets).
 # Search: 1 epoch on a subset of the training split: 2,000 images on MNIST-5k (ResNet-20:
 # 1,000, for time), 4,000 of Fashion-MNIST's 54,000 (ResNet-20: 2,000), val on 2,000 of
 # Fashion-MNIST's 6,000; the final stage always trains on the whole split. Three seeds per
