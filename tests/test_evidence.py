@@ -297,6 +297,34 @@ def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch)
     assert git("rev-parse", "HEAD") != started
 
 
+def test_a_missing_dataset_stops_the_runner_in_a_sentence_and_writes_no_unit(
+    tmp_path, monkeypatch, capsys
+):
+    """A search that chose nothing is a unit (``failed``), but a missing dataset is the
+    machine's: a unit written with it would be skipped as done once the dataset is there."""
+    from papertable import cli
+
+    from mogaqnn.errors import DatasetError, MogaqnnError
+
+    config = SearchConfig(model="lenet5", dataset="mnist5k", out=str(tmp_path / "run"))
+    monkeypatch.setattr(runner.mogaqnn, "search", lambda c: (_ for _ in ()).throw(
+        MogaqnnError("no evaluated individual meets the size target")))  # fmt: skip
+    assert runner.search_unit(config) == {"failed": "no evaluated individual meets the size "
+                                                    "target"}  # fmt: skip
+    monkeypatch.setattr(runner.mogaqnn, "search", lambda c: (_ for _ in ()).throw(
+        DatasetError("dataset 'fashion-mnist' was not found")))  # fmt: skip
+    with pytest.raises(DatasetError):
+        runner.search_unit(config)
+    # through the command line, where the convergence check is the first to read the data
+    monkeypatch.setattr(runner, "load_config_dataset", lambda c: (_ for _ in ()).throw(
+        DatasetError("dataset 'fashion-mnist' was not found; install it")))  # fmt: skip
+    code = cli.main(["--profile", "standard-smoke", "--cells", "lenet5:fashion-mnist",
+                     "--seeds", "0", "--runs", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err == "paper_table: dataset 'fashion-mnist' was not found; install it\n"
+    assert not list((tmp_path / "results").rglob("*.json"))
+
+
 def test_changed_code_is_marked_and_prose_or_written_results_are_not(tmp_path, monkeypatch):
     git = _repo(tmp_path, monkeypatch)
     results = tmp_path / "benchmarks" / "results" / "r.json"

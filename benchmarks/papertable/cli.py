@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import _provenance  # benchmarks/_provenance.py
 import torch
+
+from mogaqnn.errors import MogaqnnError
 
 from . import plan, render
 from .aggregate import aggregate
@@ -90,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     args.arms = [a for a in args.arms.split(",") if a]
     if not args.arms or set(args.arms) - set(plan.ARMS):
         p.error(f"--arms: {','.join(args.arms)!r} is not a list of {', '.join(plan.ARMS)}")
-    return run(args, cells, seeds)
+    try:
+        return run(args, cells, seeds)
+    except MogaqnnError as exc:  # a missing dataset, a run directory of another run: one line
+        print(f"paper_table: {exc}", file=sys.stderr)
+        return 2
 
 
 def run(args: argparse.Namespace, cells: list[str], seeds: list[int]) -> int:
