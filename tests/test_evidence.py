@@ -189,7 +189,7 @@ def _doc(cells: dict) -> dict:
         c["budget"] = {}
     return {"profile": "standard", "smoke_check": False, "command": "c", "commit": "abc",
             "units_ran_at": ["abc"], "machine": "m", "seeds": [0, 1, 2], "defaults": None,
-            "headline": aggregate.headline(cells), "cells": cells,
+            "headline": aggregate.headline(cells, plan.table_plan("standard")), "cells": cells,
             "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
 
 
@@ -222,6 +222,7 @@ def test_headline_counts_verdicts_per_dataset_and_front_wins(tmp_path):
     assert "| MNIST-5k at ≥ 8× | 0 | 0 | 1 | 1 | 3 | 1 of 2 |" in text
     assert "| all 10 cells at ≥ 4× | 1 | 2 | 0 | 1 | 6 | 3 of 4 |" in text  # lenet5 -0.1: a tie
     assert "Cells with seeds: 4 of 10 (3 with three). At ≥ 4× beyond noise: " in text
+    assert f"Units committed: {70 - len(doc['missing'])} of 70; the {len(doc['missing'])} " in text
     assert "in 3 of the 3 cells with two or more seeds of both" in text  # every front wins
     md = render.evidence_markdown(doc)
     assert md.startswith("# The paper table (profile `standard`)\n\n" + text)
@@ -376,6 +377,17 @@ def test_the_plan_runs_fashion_mnist_first_three_seeds_a_cell_and_says_what_rema
     assert lines[-1].startswith("total ~") and "; to run: " in lines[-1]
     assert "fashion-mnist/lenet5: seeds [0, 1, 2, 3], " in _plan("--all-seeds", "--seeds",
                                                                 "0,1,2,3")  # fmt: skip
+
+
+def test_the_headline_counts_the_missing_units_and_their_hours_as_the_plan_does():
+    every = ",".join(f"{m}:{d}" for d in plan.DATASETS for m in plan.MODELS)
+    total = _plan("--workers", "2", cells=every).splitlines()[-1]
+    doc = json.loads((BENCHMARKS / "results" / "paper_table_standard.json").read_text())
+    u = doc["headline"]["units"]
+    assert f"; to run: {u['missing']} units, ~{u['missing_h']:.1f} h" in total
+    assert u["missing"] == len(doc["missing"]) and u["workers"] == 2
+    budgets = plan.table_plan("standard").values()
+    assert u["planned"] == sum(b["seeds"] * len(plan.ARMS) + len(plan.ONCE) for b in budgets)
 
 
 def test_arms_names_units_and_a_wrong_one_is_refused_in_a_sentence():

@@ -25,12 +25,15 @@ from .plan import (
     ONCE,
     budget_converged,
     jsonable,
+    measured_epoch_s,
     read_unit,
     unit_path,
+    unit_s,
 )
 
 Units = dict[int, dict[str, dict[str, Any]]]  # a cell's units: units[seed][arm]
 FP32 = ("fp32", "fp32_distilled")
+PLAN_WORKERS = 2  # the headline's hours are --plan's at --workers 2 (one per core of the CPU)
 # the package defaults the markdown names (every one is in each unit's "defaults")
 NAMED_DEFAULTS = ("select", "min_compression", "final_candidates", "fitness",
                   "early_stop_sigmas", "final_init", "uniform_qat_bits")  # fmt: skip
@@ -69,8 +72,23 @@ def aggregate(profile: str, root: Path, plan: dict[str, dict[str, Any]], seeds: 
             "seeds": seeds,
             "defaults": {k: recorded[k] for k in NAMED_DEFAULTS if k in recorded}
             if recorded else None,
-            "headline": headline(cells), "cells": cells,
+            "headline": headline(cells, plan), "cells": cells,
             "missing": [m for c in cells.values() for m in c["missing"]]}  # fmt: skip
+
+
+def units_left(cells: dict[str, dict[str, Any]],
+               plan: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """How many of the planned units are committed, and --plan's estimate of the missing
+    ones' wall hours at PLAN_WORKERS (from each cell's measured epoch time once its
+    convergence check has run), so that no page types them."""
+    planned = missing_s = 0.0
+    for name, c in cells.items():
+        planned += len(c["planned_seeds"]) * len(ARMS) + (len(ONCE) if c["planned_seeds"] else 0)
+        per_unit = unit_s(name, plan[name], PLAN_WORKERS, measured_epoch_s(c["convergence"]))
+        missing_s += sum(per_unit[m.rsplit(" ", 1)[1]] for m in c["missing"])
+    missing = sum(len(c["missing"]) for c in cells.values())
+    return {"planned": int(planned), "missing": missing, "missing_h": missing_s / 3600,
+            "workers": PLAN_WORKERS}  # fmt: skip
 
 
 def machine() -> str:
@@ -235,11 +253,13 @@ def plot_points(units: Units, have: dict[str, list[int]]) -> dict[str, Any]:
     return out
 
 
-def headline(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def headline(cells: dict[str, dict[str, Any]],
+             plan: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """Over cells, per dataset and in all: at each claim threshold the cells of each verdict
     of MOGAQNN's claim (those without a seed apart) and those whose mean difference is >= 0;
     the cells whose MOGAQNN front (final-trained) lies above random search's by the HV
-    ratio's interval, within it, below it, or not yet judged; how many cells have seeds."""
+    ratio's interval, within it, below it, or not yet judged; how many cells have seeds;
+    how many units are committed and what the missing ones cost (``units_left``)."""
     scopes = {**{d: [c for c in cells if c.startswith(d + "/")] for d in DATASETS},
               "all": list(cells)}  # fmt: skip
     claims: dict[str, Any] = {}
@@ -269,4 +289,5 @@ def headline(cells: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "with_ratio": [n for n, h in hv.items() if h["mean"] is not None],
             "judged": [n for n, h in hv.items() if h["side"] is not None],
         },
+        "units": units_left(cells, plan),
     }  # fmt: skip
