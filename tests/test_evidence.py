@@ -223,6 +223,8 @@ def test_headline_counts_verdicts_per_dataset_and_front_wins(tmp_path):
     assert "| all 10 cells at ≥ 4× | 1 | 2 | 0 | 1 | 6 | 3 of 4 |" in text  # lenet5 -0.1: a tie
     assert "Cells with seeds: 4 of 10 (3 with three). At ≥ 4× beyond noise: " in text
     assert f"Units committed: {70 - len(doc['missing'])} of 70; the {len(doc['missing'])} " in text
+    done = {**doc, "headline": {**h, "units": {**h["units"], "missing": 0, "missing_h": 0.0}}}
+    assert "Units committed: all 70.\n" in render.headline_markdown(done)
     assert "in 3 of the 3 cells with two or more seeds of both" in text  # every front wins
     md = render.evidence_markdown(doc)
     assert md.startswith("# The paper table (profile `standard`)\n\n" + text)

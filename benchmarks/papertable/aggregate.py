@@ -81,13 +81,13 @@ def units_left(cells: dict[str, dict[str, Any]],
     """How many of the planned units are committed, and --plan's estimate of the missing
     ones' wall hours at PLAN_WORKERS (from each cell's measured epoch time once its
     convergence check has run), so that no page types them."""
-    planned = missing_s = 0.0
+    planned, missing_s = 0, 0.0
     for name, c in cells.items():
         planned += len(c["planned_seeds"]) * len(ARMS) + (len(ONCE) if c["planned_seeds"] else 0)
         per_unit = unit_s(name, plan[name], PLAN_WORKERS, measured_epoch_s(c["convergence"]))
         missing_s += sum(per_unit[m.rsplit(" ", 1)[1]] for m in c["missing"])
     missing = sum(len(c["missing"]) for c in cells.values())
-    return {"planned": int(planned), "missing": missing, "missing_h": missing_s / 3600,
+    return {"planned": planned, "missing": missing, "missing_h": missing_s / 3600,
             "workers": PLAN_WORKERS}  # fmt: skip
 
 
