@@ -9,7 +9,15 @@ from ._pipeline import search
 from ._version import __version__
 from .config import SearchConfig
 from .data import DatasetSplits, LabelledImages, list_datasets, load_dataset
-from .errors import ConfigError, DatasetError, ExportError, ModelError, MogaqnnError, RunDirError
+from .errors import (
+    ConfigError,
+    DatasetError,
+    ExportError,
+    ModelError,
+    MogaqnnError,
+    NoAnswerError,
+    RunDirError,
+)
 from .export import load_packed
 from .genome import Genome, SearchSpace, build_individual
 from .models import create_model, list_models, register_model
@@ -26,6 +34,7 @@ __all__ = [
     "LabelledImages",
     "ModelError",
     "MogaqnnError",
+    "NoAnswerError",
     "Recipe",
     "RunDirError",
     "Search",

@@ -13,6 +13,8 @@ __all__ = [
     "ExpansionBugError",
     "RunDirError",
     "ExportError",
+    "EvaluationError",
+    "NoAnswerError",
 ]
 
 
@@ -48,3 +50,10 @@ class ExportError(MogaqnnError):
 class EvaluationError(MogaqnnError):
     """Evaluating an individual raised something other than a divergence: the model or
     mogaqnn fails on that genome, and the search stops rather than count it as unfit."""
+
+
+class NoAnswerError(MogaqnnError):
+    """The search ran as configured and has no answer: no individual meets the size target,
+    too many evaluations failed, or the final training diverged. An outcome of the settings,
+    which a benchmark records as its result; any other error is the machine's, the data's or
+    the run directory's, and mending it makes the same run worth running again."""

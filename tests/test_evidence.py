@@ -303,21 +303,23 @@ def test_a_unit_records_the_commit_its_process_started_at(tmp_path, monkeypatch)
 def test_a_missing_dataset_stops_the_runner_in_a_sentence_and_writes_no_unit(
     tmp_path, monkeypatch, capsys
 ):
-    """A search that chose nothing is a unit (``failed``), but a missing dataset is the
-    machine's: a unit written with it would be skipped as done once the dataset is there."""
+    """A search without an answer is a unit (``failed``), but a missing dataset or a killed
+    worker is the machine's: a unit written with it would be skipped as done once mended."""
     from papertable import cli
 
-    from mogaqnn.errors import DatasetError, MogaqnnError
+    from mogaqnn.errors import DatasetError, MogaqnnError, NoAnswerError
 
     config = SearchConfig(model="lenet5", dataset="mnist5k", out=str(tmp_path / "run"))
     monkeypatch.setattr(runner.mogaqnn, "search", lambda c: (_ for _ in ()).throw(
-        MogaqnnError("no evaluated individual meets the size target")))  # fmt: skip
+        NoAnswerError("no evaluated individual meets the size target")))  # fmt: skip
     assert runner.search_unit(config) == {"failed": "no evaluated individual meets the size "
                                                     "target"}  # fmt: skip
-    monkeypatch.setattr(runner.mogaqnn, "search", lambda c: (_ for _ in ()).throw(
-        DatasetError("dataset 'fashion-mnist' was not found")))  # fmt: skip
-    with pytest.raises(DatasetError):
-        runner.search_unit(config)
+    for machine_error in (DatasetError("dataset 'fashion-mnist' was not found"),
+                          MogaqnnError("mogaqnn-worker-1 stopped with exit code -9")):  # fmt: skip
+        monkeypatch.setattr(runner.mogaqnn, "search",
+                            lambda c, e=machine_error: (_ for _ in ()).throw(e))  # fmt: skip
+        with pytest.raises(type(machine_error)):
+            runner.search_unit(config)
     # through the command line, where the convergence check is the first to read the data
     monkeypatch.setattr(runner, "load_config_dataset", lambda c: (_ for _ in ()).throw(
         DatasetError("dataset 'fashion-mnist' was not found; install it")))  # fmt: skip

@@ -153,3 +153,29 @@ def test_every_final_training_diverging_is_one_clear_error(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "final training diverged for every individual of the front" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_search_without_an_answer_raises_no_answer_error_from_its_workers_too(tmp_path):
+    """Too many failed evaluations is the search's outcome (NoAnswerError), which a benchmark
+    records as a result, and it keeps its class when a worker process raises it; any other
+    error (a missing dataset, a killed worker) stays a plain MogaqnnError subclass."""
+    import pytest
+
+    from mogaqnn.errors import NoAnswerError
+
+    # every evaluation's QAT fine-tune diverges at this learning rate (the FP32 base does not)
+    config = _tiny(tmp_path / "run", qat_lr=1e30, search_epochs=2, workers=2, uniform_qat_bits=())
+    with pytest.raises(NoAnswerError, match="8 evaluations failed"):
+        Search(config).run()
+    trials = read_trials(f"journal:{tmp_path / 'run' / 'study.journal'}")
+    assert len([t for t in trials if t.state.name == "FAIL"]) >= 8
+
+
+def test_every_final_training_diverging_is_a_no_answer_error(tmp_path, monkeypatch):
+    import pytest
+
+    from mogaqnn.errors import NoAnswerError
+
+    _diverge_final_training(monkeypatch, times=10_000)
+    with pytest.raises(NoAnswerError, match="final training diverged for every individual"):
+        Search(_tiny(tmp_path / "run")).run()

@@ -24,7 +24,7 @@ import torch
 import mogaqnn
 from mogaqnn import Recipe
 from mogaqnn.data import load_dataset
-from mogaqnn.errors import ConfigError, DatasetError, ModelError, MogaqnnError, RunDirError
+from mogaqnn.errors import NoAnswerError
 from mogaqnn.models import create_model
 from mogaqnn.recipe import pretrain_float
 from mogaqnn.run import expansion_graph, load_config_dataset, resolve_device, search_space
@@ -79,20 +79,15 @@ def evaluated_points(run_dir: Path, fp32_bits: int) -> np.ndarray:
     return np.array(pts, dtype=float).reshape(-1, 2)
 
 
-# errors of the machine or the run directory, not outcomes of the search: they stop the
-# runner, since a unit written with them would be skipped as done when the cause is mended
-NOT_A_RESULT = (ConfigError, DatasetError, ModelError, RunDirError)
-
-
 def search_unit(config: mogaqnn.SearchConfig) -> dict[str, Any]:
     """One search and its final stage: RESULT_KEYS of its result.json, and its evaluations
-    in trial order (``points``); a search that chose nothing or diverged is a result too
-    (``failed``), a missing dataset or a bad run directory is not (NOT_A_RESULT, raised)."""
+    in trial order (``points``). A search without an answer (NoAnswerError: nothing met the
+    size target, the final training diverged) is a result too (``failed``); any other error
+    (a missing dataset, a killed worker, a bad run directory) stops the runner, since a unit
+    written with it would be skipped as done once the cause is mended."""
     try:
         r = mogaqnn.search(config)
-    except NOT_A_RESULT:
-        raise
-    except MogaqnnError as exc:
+    except NoAnswerError as exc:
         return {"failed": str(exc)}
     unit = {k: r.data.get(k) for k in RESULT_KEYS}
     unit["points"] = evaluated_points(Path(config.out), r.fp32["size_bits"]).tolist()

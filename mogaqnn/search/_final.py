@@ -18,7 +18,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 from torch import nn
 
-from ..errors import MogaqnnError
+from ..errors import NoAnswerError
 from ..recipe import Recipe
 from ..run import atomic_torch_save, read_checkpoint
 from ..size import model_size
@@ -55,7 +55,7 @@ def train_final_models(
         try:
             models[name] = recipe.fp32_model(distilled=distilled, keep=keep)
         except TrainingDiverged as exc:
-            raise MogaqnnError(
+            raise NoAnswerError(
                 f"the final training of the {name} baseline diverged ({exc}); lower qat_lr"
             ) from exc
         out[name] = {"val_accuracy": recipe.accuracy(models[name], "val")}
@@ -101,7 +101,7 @@ def train_final_models(
         })  # fmt: skip
     if not trained:
         last = out["diverged"][-1]["reason"] if out["diverged"] else "none trained"
-        raise MogaqnnError(
+        raise NoAnswerError(
             f"the final training diverged for every individual of the front "
             f"({len(out['diverged'])}, last: {last}); lower qat_lr"
         )

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import SearchConfig
-from ..errors import MogaqnnError
+from ..errors import NoAnswerError
 from ._objective import POLL_S, IndividualFailed, Objective
 from ._store import fail_stale, requeue
 from ._trials import CLONE_RETRIES, FAIL_REASON, WORKER, completed, pareto_front, trial_generation
@@ -102,7 +102,7 @@ def evaluate_until_done(
     while keep_going():
         failed = _failed_individuals(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         if failed >= max(target, 8):
-            raise MogaqnnError(
+            raise NoAnswerError(
                 f"{failed} evaluations failed (see pareto.csv's fail_reason); "
                 "the search stops: try a lower qat_lr or allow more bits"
             )

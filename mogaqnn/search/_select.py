@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
 
-from ..errors import MogaqnnError
+from ..errors import NoAnswerError
 from ..size import KIB_BITS
 from ._trials import pareto_front
 
@@ -80,7 +80,7 @@ def choose(
     pool = _feasible(last_population, max_size_kib) or _feasible(all_completed, max_size_kib)
     if not pool:
         smallest = min(t.values[1] for t in all_completed) / KIB_BITS if all_completed else 0
-        raise MogaqnnError(
+        raise NoAnswerError(
             f"no evaluated individual meets the size target of {max_size_kib:.2f} KiB "
             f"(max_size_kib, min_compression); the smallest has {smallest:.2f} KiB: relax the "
             "target or allow fewer bits"

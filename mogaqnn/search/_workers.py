@@ -148,8 +148,8 @@ def _worker_main(spec: WorkerSpec, errors: Any) -> None:
     _die_with_parent(spec.parent_pid)
     try:
         evaluate_as_worker(spec, keep_going=lambda: os.getppid() == spec.parent_pid)
-    except MogaqnnError as exc:
-        errors.put(str(exc))
+    except MogaqnnError as exc:  # its class too: a NoAnswerError is an outcome, not a fault
+        errors.put(exc)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -186,7 +186,7 @@ def run_workers(
             failed = [p for p in procs if p.exitcode not in (None, 0)]
             if failed:
                 if not errors.empty():
-                    raise MogaqnnError(errors.get())
+                    raise errors.get()
                 p = failed[0]
                 raise MogaqnnError(
                     f"{p.name} stopped with exit code {p.exitcode} (its error is above); "
