@@ -385,11 +385,11 @@ def test_the_plan_runs_fashion_mnist_first_three_seeds_a_cell_and_says_what_rema
 
 def test_the_headline_counts_the_missing_units_and_their_hours_as_the_plan_does():
     every = ",".join(f"{m}:{d}" for d in plan.DATASETS for m in plan.MODELS)
-    total = _plan("--workers", "2", cells=every).splitlines()[-1]
+    total = _plan("--workers", "2", "--threads", "2", cells=every).splitlines()[-1]
     doc = json.loads((BENCHMARKS / "results" / "paper_table_standard.json").read_text())
     u = doc["headline"]["units"]
     assert f"; to run: {u['missing']} units, ~{u['missing_h']:.1f} h" in total
-    assert u["missing"] == len(doc["missing"]) and u["workers"] == 2
+    assert u["missing"] == len(doc["missing"]) and u["workers"] == u["threads"] == 2
     budgets = plan.table_plan("standard").values()
     assert u["planned"] == sum(b["seeds"] * len(plan.ARMS) + len(plan.ONCE) for b in budgets)
 

@@ -33,7 +33,9 @@ from .plan import (
 
 Units = dict[int, dict[str, dict[str, Any]]]  # a cell's units: units[seed][arm]
 FP32 = ("fp32", "fp32_distilled")
-PLAN_WORKERS = 2  # the headline's hours are --plan's at --workers 2 (one per core of the CPU)
+# the headline's hours are --plan's at --workers 2 --threads 2: one lane alone on this 2-core
+# CPU, a worker per core and the main process on both
+PLAN_WORKERS = PLAN_THREADS = 2
 # the package defaults the markdown names (every one is in each unit's "defaults")
 NAMED_DEFAULTS = ("select", "min_compression", "final_candidates", "fitness",
                   "early_stop_sigmas", "final_init", "uniform_qat_bits")  # fmt: skip
@@ -79,16 +81,17 @@ def aggregate(profile: str, root: Path, plan: dict[str, dict[str, Any]], seeds: 
 def units_left(cells: dict[str, dict[str, Any]],
                plan: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """How many of the planned units are committed, and --plan's estimate of the missing
-    ones' wall hours at PLAN_WORKERS (from each cell's measured epoch time once its
-    convergence check has run), so that no page types them."""
+    ones' wall hours at PLAN_WORKERS and PLAN_THREADS (from each cell's measured epoch time
+    once its convergence check has run), so that no page types them."""
     planned, missing_s = 0, 0.0
     for name, c in cells.items():
         planned += len(c["planned_seeds"]) * len(ARMS) + (len(ONCE) if c["planned_seeds"] else 0)
-        per_unit = unit_s(name, plan[name], PLAN_WORKERS, measured_epoch_s(c["convergence"]))
+        per_unit = unit_s(name, plan[name], PLAN_WORKERS, measured_epoch_s(c["convergence"]),
+                          PLAN_THREADS)  # fmt: skip
         missing_s += sum(per_unit[m.rsplit(" ", 1)[1]] for m in c["missing"])
     missing = sum(len(c["missing"]) for c in cells.values())
     return {"planned": planned, "missing": missing, "missing_h": missing_s / 3600,
-            "workers": PLAN_WORKERS}  # fmt: skip
+            "workers": PLAN_WORKERS, "threads": PLAN_THREADS}  # fmt: skip
 
 
 def machine() -> str:

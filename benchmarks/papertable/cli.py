@@ -158,7 +158,8 @@ def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
     """Per cell in run order: its seeds, its estimated hours (at the epoch time its
     convergence check measured, once it has run), and what remains of it (the units not yet
     done at this budget and the package's defaults)."""
-    print(f"plan (estimated wall hours at 1 thread per process, --workers {args.workers}; "
+    print(f"plan (estimated wall hours, the main process at --threads {args.threads}, "
+          f"--workers {args.workers} at 1 thread each; "
           f"units per seed: {', '.join(args.arms)}; once per cell: convergence):",
           flush=True)  # fmt: skip
     total = left = 0.0
@@ -167,8 +168,9 @@ def print_plan(order: list[str], budgets: dict, run_seeds, root: Path,
         b, s = budgets[c], run_seeds(c)
         check = plan.read_unit(plan.unit_path(root, c, s[0], "convergence"), b) if s else None
         measured = plan.measured_epoch_s(check)
-        units = plan.unit_s(c, b, args.workers, measured)
-        hours = plan.estimate_s(c, b, len(s), args.workers, tuple(args.arms), measured)
+        units = plan.unit_s(c, b, args.workers, measured, args.threads)
+        hours = plan.estimate_s(c, b, len(s), args.workers, tuple(args.arms), measured,
+                                args.threads)  # fmt: skip
         todo = [(seed, a) for seed in s for a in args.arms
                 if plan.read_unit(plan.unit_path(root, c, seed, a), b) is None]  # fmt: skip
         if s and check is None:

@@ -154,13 +154,27 @@ def final_candidates(budget: dict[str, Any]) -> int:
 # Costs in FP32 epochs of the cell's dataset, calibrated on the record's units
 # (results/paper_table_standard_2026-11, --workers 2): an evaluation of the search 5.6 epochs
 # of its subset (1 QAT epoch at a mean width cost ~2x, 2.8, took 1.3-2.9x that with its val
-# pass: median ~2x); the supernet 8 epochs per pretrain epoch (3-12x, mean ~7x; the old
-# estimate of 10 + 16 s of slicing per 3,600 images was 1.2-8x too long); a final-trained
-# candidate P + F at its width (2 P + 2.8 F; random search's seeded uniform choices at ratio
-# 1.0 took about half); uniform QAT 2 F a model (the record's 1.5-2x over 1.4 F).
+# pass: median ~2x); the supernet SUPERNET_EPOCHS_PER_EPOCH per pretrain epoch (below); a
+# final-trained candidate P + F at its width (2 P + 2.8 F; random search's seeded uniform
+# choices at ratio 1.0 took about half); uniform QAT 2 F a model (the record's 1.5-2x over 1.4 F).
 SEARCH_EPOCHS_PER_EVALUATION = 5.6
-SUPERNET_EPOCHS_PER_EPOCH = 8.0
+# The supernet's seconds per pretrain epoch over the cell's FP32 epoch, per model, in the
+# standard profile's mogaqnn units committed by 8a1cab9 that trained one (timing.supernet_s
+# over P x the convergence check's epoch, 1 thread): LeNet-5 6.6-8.1, VGG-11 9.6-12.0,
+# AlexNet 4.8-14.5 (mean 11.1), ResNet-20 13.5 and 17.7 (Fashion-MNIST's lost unit: 17.1);
+# MobileNetV2 none yet, counted as ResNet-20. It was one 8 for all, half of ResNet-20's.
+SUPERNET_EPOCHS_PER_EPOCH = {"lenet5": 7.5, "alexnet": 11.0, "vgg11": 11.0, "resnet20": 16.0,
+                             "mobilenetv2": 16.0}  # fmt: skip
 UNIFORM_EPOCHS_PER_F = 2.0
+# The main process's training (base, supernet, final stage; not the search's workers, one
+# thread each) at 2 torch threads on this 2-core CPU, one lane alone: Fashion-MNIST /
+# ResNet-20's supernet took 14.5 min an epoch against 23.7 at 1 thread (1.6x, 037f29f). More
+# threads than measured count as the most measured.
+MAIN_THREADS_SPEEDUP = {1: 1.0, 2: 1.6}
+
+
+def main_threads_speedup(threads: int) -> float:
+    return MAIN_THREADS_SPEEDUP[min(max(threads, 1), max(MAIN_THREADS_SPEEDUP))]
 
 
 def measured_epoch_s(convergence: dict[str, Any] | None) -> float | None:
@@ -173,10 +187,11 @@ def measured_epoch_s(convergence: dict[str, Any] | None) -> float | None:
 
 
 def unit_s(cell: str, budget: dict[str, Any], workers: int,
-           epoch_s: float | None = None) -> dict[str, float]:  # fmt: skip
-    """Wall seconds of each of a cell's units on this CPU (1 thread per process), from
-    ``epoch_s`` (the cell's measured seconds per FP32 epoch) or else EPOCH_S, and the
-    costs above. ``mogaqnn``: the base (P), the supernet, its search split
+           epoch_s: float | None = None, threads: int = 1) -> dict[str, float]:  # fmt: skip
+    """Wall seconds of each of a cell's units on this CPU (the main process on ``threads``
+    torch threads, each search worker on one), from ``epoch_s`` (the cell's measured seconds
+    per FP32 epoch, at 1 thread) or else EPOCH_S, and the costs above. ``mogaqnn``: the
+    base (P), the supernet, its search split
     over the workers, k final-trained candidates, both FP32 baselines (2 F) and uniform
     8/4/2-bit QAT. ``random``: its search and k candidates (base, supernet and FP32
     baselines copied from the mogaqnn arm; where runs/ was lost in between, it trains the
@@ -190,18 +205,21 @@ def unit_s(cell: str, budget: dict[str, Any], workers: int,
               * SEARCH_EPOCHS_PER_EVALUATION / workers)  # fmt: skip
     candidates = final_candidates(budget) * (2 * p + 2.8 * f)
     uniform = len(SearchConfig().uniform_qat_bits) * UNIFORM_EPOCHS_PER_F * f
+    main = epoch / main_threads_speedup(threads)  # an epoch of the main process
     return {
-        "convergence": epoch * 3 * (p + f),
-        "mogaqnn": epoch * (p + SUPERNET_EPOCHS_PER_EPOCH * p + search + candidates + 2 * f
-                            + uniform),
-        "random": epoch * (search + candidates),
+        "convergence": main * 3 * (p + f),
+        "mogaqnn": main * (p + SUPERNET_EPOCHS_PER_EPOCH[model] * p + candidates + 2 * f
+                           + uniform)
+        + epoch * search,
+        "random": main * candidates + epoch * search,
     }  # fmt: skip
 
 
 def estimate_s(cell: str, budget: dict[str, Any], seeds: int, workers: int,
-               arms: tuple[str, ...] = ARMS, epoch_s: float | None = None) -> float:  # fmt: skip
+               arms: tuple[str, ...] = ARMS, epoch_s: float | None = None,
+               threads: int = 1) -> float:  # fmt: skip
     """Wall seconds of a cell: ``seeds`` x its ``arms``' units, and its convergence check."""
-    units = unit_s(cell, budget, workers, epoch_s)
+    units = unit_s(cell, budget, workers, epoch_s, threads)
     return seeds * sum(units[a] for a in arms) + units["convergence"]
 
 

@@ -94,7 +94,8 @@ def headline_markdown(doc: dict[str, Any]) -> str:
     lines += [
         "",
         f"Units committed: {u['planned'] - u['missing']} of {u['planned']}; the {u['missing']} "
-        f"missing need about {u['missing_h']:.0f} h (`--plan` at `--workers {u['workers']}`)."
+        f"missing need about {u['missing_h']:.0f} h (`--plan` at `--workers {u['workers']} "
+        f"--threads {u['threads']}`)."
         if u["missing"] else f"Units committed: all {u['planned']}.",
         f"Cells with seeds: {len(h['with_seed'])} of {n} ({len(h['with_three'])} with three). "
         + " ".join(f"At ≥ {k.replace('x', '×')} beyond noise: {_names(c['beyond noise'])}; "
