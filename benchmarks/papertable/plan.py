@@ -191,12 +191,11 @@ def unit_s(cell: str, budget: dict[str, Any], workers: int,
     """Wall seconds of each of a cell's units on this CPU (the main process on ``threads``
     torch threads, each search worker on one), from ``epoch_s`` (the cell's measured seconds
     per FP32 epoch, at 1 thread) or else EPOCH_S, and the costs above. ``mogaqnn``: the
-    base (P), the supernet, its search split
-    over the workers, k final-trained candidates, both FP32 baselines (2 F) and uniform
-    8/4/2-bit QAT. ``random``: its search and k candidates (base, supernet and FP32
-    baselines copied from the mogaqnn arm; where runs/ was lost in between, it trains the
-    base and supernet again). ``convergence``: the FP32 recipe at its budget and at twice
-    it, 3 (P + F)."""
+    base (P), the supernet, its search split over the workers, k final-trained candidates,
+    both FP32 baselines (2 F) and uniform 8/4/2-bit QAT. ``random``: its search and k
+    candidates (base, supernet and FP32 baselines copied from the mogaqnn arm; where runs/
+    was lost in between, it trains the base and supernet again). ``convergence``: the FP32
+    recipe at its budget and at twice it, 3 (P + F)."""
     dataset, model = cell.split("/")
     epoch = epoch_s or EPOCH_S[model] * TRAIN_IMAGES[dataset] / 3600
     p, f = budget["pretrain_epochs"], budget["final_epochs"]
